@@ -1,0 +1,3 @@
+from audiogpt2.cli import main
+
+raise SystemExit(main())

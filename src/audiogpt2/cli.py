@@ -1,0 +1,266 @@
+"""The ``audiogpt2`` command: parses arguments and calls the package's functions, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from audiogpt2.config import ConfigError, load_config
+
+# flag -> config key; each flag overrides the config file, which overrides the defaults.
+CONFIG_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--data": ("data.root", str, "ESC-50 folder, manifest CSV or class-per-folder tree"),
+    "--subset": ("data.subset", str, "all | esc10 (ESC-50 only)"),
+    "--cache": ("data.cache", str, "feature cache path"),
+    "--test-fold": ("data.test_fold", int, "fold held out for testing"),
+    "--workers": ("data.workers", int, "preprocessing processes (0 = all cores)"),
+    "--variants": ("augment.variants", int, "augmented waveform variants per clip"),
+    "--backbone": ("model.backbone", str, "gpt2 | HF id or local dir | minilm | none"),
+    "--pooling": ("model.pooling", str, "mean | last"),
+    "--epochs": ("train.epochs", int, "number of epochs"),
+    "--batch-size": ("train.batch_size", int, "batch size"),
+    "--lr-backbone": ("train.lr_backbone", float, "backbone learning rate"),
+    "--lr-head": ("train.lr_head", float, "CNN/projection/head learning rate"),
+    "--baseline-trainable": ("train.baseline_trainable", str, "schedule | all"),
+    "--seed": ("train.seed", int, "random seed"),
+    "--device": ("train.device", str, "auto | cpu | cuda[:N] | mps"),
+    "--threads": ("train.threads", int, "torch CPU threads (0 = default)"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration (defaults < --config file < these flags)")
+    g.add_argument("--config", metavar="FILE", help="TOML file overriding the defaults")
+    g.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override any config key, e.g. --set train.weight_decay=0.05 (repeatable)",
+    )
+    for flag, (key, typ, text) in CONFIG_FLAGS.items():
+        g.add_argument(flag, dest=key, type=typ, default=None, help=f"{text} [{key}]")
+    g.add_argument(
+        "--amp",
+        dest="train.amp",
+        action="store_const",
+        const=True,
+        default=None,
+        help="mixed precision on CUDA [train.amp]",
+    )
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key.strip()] = value.strip()
+    for key in [*(k for k, _, _ in CONFIG_FLAGS.values()), "train.amp"]:
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
+def resolve_config(args: argparse.Namespace):
+    return load_config(args.config, cli_overrides(args))
+
+
+def _arms(text: str) -> list[str]:
+    arms = [a.strip() for a in text.split(",") if a.strip()]
+    for arm in arms:
+        if arm not in ("finetuned", "baseline"):
+            raise argparse.ArgumentTypeError(f"unknown arm {arm!r}; use finetuned and/or baseline")
+    return arms
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="audiogpt2",
+        description="Environmental-sound classification: CNN over MFCCs + GPT-2, "
+        "pretrained vs. random init, on ESC-50 or your own clips.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    p = sub.add_parser("demo", help="whole pipeline on a synthetic dataset, offline, in minutes")
+    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    _add_config_args(p)
+
+    p = sub.add_parser("preprocess", help="MFCC features and augmented variants -> cache")
+    _add_config_args(p)
+    p.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
+
+    p = sub.add_parser("train", help="train the fine-tuned and baseline arms on one split")
+    _add_config_args(p)
+    p.add_argument(
+        "--arms",
+        type=_arms,
+        default=["finetuned", "baseline"],
+        help="comma-separated: finetuned,baseline (default both)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
+
+    p = sub.add_parser("evaluate", help="test-fold metrics and confusion matrices")
+    _add_config_args(p)
+    p.add_argument("--arms", type=_arms, default=["finetuned", "baseline"])
+
+    p = sub.add_parser("cv", help="cross-validation over all folds, with a report")
+    _add_config_args(p)
+    p.add_argument("--arms", type=_arms, default=["finetuned", "baseline"])
+    p.add_argument("--fold", type=int, action="append", help="run only this fold (repeatable)")
+    p.add_argument("--name", default="cv", help="experiment name (default cv)")
+    p.add_argument("--out", help="output folder (default <paths.runs>/<name>)")
+    p.add_argument("--restart", action="store_true", help="ignore finished folds and checkpoints")
+
+    p = sub.add_parser("report", help="rebuild a cv report from saved outputs")
+    p.add_argument("run_dir", help="folder written by `audiogpt2 cv`")
+
+    p = sub.add_parser("predict", help="classify audio files with a trained checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--timeline", action="store_true", help="show per-window labels of long files")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--device", default="cpu")
+
+    p = sub.add_parser("download", help="download a dataset (network)")
+    p.add_argument("dataset", choices=["esc50"])
+    p.add_argument("--dest", default="data", help="parent folder (default data -> data/ESC-50)")
+    p.add_argument("--url", default=None, help="archive URL (default: the official one)")
+    p.add_argument("--sha256", default=None, help="expected SHA-256 of the archive")
+    return parser
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from audiogpt2.predict import Classifier, expand_inputs, predict_paths
+
+    clf = Classifier.from_checkpoint(args.checkpoint, args.device)
+    done, skipped = predict_paths(clf, expand_inputs(args.inputs))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "predictions": [
+                        {
+                            "file": str(p),
+                            "top": [
+                                {"label": label, "probability": prob}
+                                for label, prob in r.top(args.top_k)
+                            ],
+                            **({"windows": r.windows} if args.timeline else {}),
+                        }
+                        for p, r in done
+                    ],
+                    "skipped": [{"file": str(p), "reason": why} for p, why in skipped],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for path, r in done:
+            print(
+                f"{path}: " + ", ".join(f"{label} {prob:.3f}" for label, prob in r.top(args.top_k))
+            )
+            if args.timeline:
+                for w in r.windows:
+                    print(
+                        f"  {w['start']:7.2f}-{w['end']:7.2f} s  "
+                        f"{w['label']} {w['probability']:.3f}"
+                    )
+        for path, why in skipped:
+            print(f"skipped {path}: {why}", file=sys.stderr)
+        if skipped:
+            print(f"{len(done)} file(s) classified, {len(skipped)} skipped", file=sys.stderr)
+    return 0 if done or not skipped else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from audiogpt2.demo import run_demo
+
+        run_demo(args.out, cli_overrides(args))
+        return 0
+    if args.command == "report":
+        from audiogpt2.report import build_report
+
+        print(f"Report written to {build_report(args.run_dir)}")
+        return 0
+    if args.command == "predict":
+        return cmd_predict(args)
+    if args.command == "download":
+        from audiogpt2.download import ESC50_URL, download_esc50
+
+        download_esc50(args.dest, args.url or ESC50_URL, args.sha256)
+        return 0
+
+    from audiogpt2.preprocess import preprocess
+
+    config = resolve_config(args)
+    if args.command == "preprocess":
+        preprocess(config, force=args.force)
+        return 0
+    cache = preprocess(config)
+    if args.command == "train":
+        from audiogpt2.experiment import evaluate_arms, train_arms
+
+        train_arms(config, cache, args.arms, resume=args.resume)
+        evaluate_arms(config, cache, args.arms)
+    elif args.command == "evaluate":
+        from audiogpt2.experiment import evaluate_arms
+
+        evaluate_arms(config, cache, args.arms)
+    elif args.command == "cv":
+        from audiogpt2.experiment import run_cv
+
+        out = Path(args.out or Path(config.paths.runs) / args.name)
+        report = run_cv(config, cache, out, args.arms, args.fold, resume=not args.restart)
+        print(f"Report written to {report}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from audiogpt2.audio import AudioError
+    from audiogpt2.data import DatasetError
+    from audiogpt2.download import DownloadError
+    from audiogpt2.io import OutputError, UnsafeFileError
+    from audiogpt2.model import BackboneError
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (
+        ConfigError,
+        DatasetError,
+        BackboneError,
+        AudioError,
+        DownloadError,
+        UnsafeFileError,
+        OutputError,
+        FileNotFoundError,
+    ) as exc:
+        print(f"audiogpt2: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "audiogpt2: interrupted; completed epochs are saved, rerun with --resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

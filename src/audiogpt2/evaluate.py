@@ -1,0 +1,157 @@
+"""Evaluation: probabilities for feature rows, scikit-learn metrics and confusion matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+
+from audiogpt2.config import AugmentConfig
+from audiogpt2.features import model_input
+from audiogpt2.io import atomic_savefig
+
+
+@torch.no_grad()
+def predict_proba(
+    model: torch.nn.Module,
+    features: torch.Tensor | np.ndarray,
+    aug: AugmentConfig,
+    device: torch.device | str = "cpu",
+    batch_size: int = 16,
+) -> np.ndarray:
+    """(rows, n_frames, n_mfcc) features -> (rows, classes) probabilities, eval mode.
+
+    Channel 2 uses each clip's deterministic mask, so a clip always gets one prediction.
+    """
+    was_training = model.training
+    model.eval()
+    features = np.asarray(features, dtype=np.float32)
+    out = []
+    for start in range(0, len(features), batch_size):
+        x = np.stack([model_input(f, aug) for f in features[start : start + batch_size]])
+        logits = model(torch.from_numpy(x).to(device))
+        out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+    model.train(was_training)
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(out)
+
+
+def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Accuracy, weighted precision/recall/F1, a per-class report and the confusion matrix."""
+    labels = list(range(len(classes)))
+    prec, rec, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="weighted", zero_division=0
+    )
+    report = classification_report(
+        y_true, y_pred, labels=labels, target_names=classes, output_dict=True, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(prec),
+        "recall": float(rec),
+        "f1": float(f1),
+        "n": int(len(y_true)),
+        "per_class": {c: report[c] for c in classes},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def format_metrics(title: str, m: dict[str, Any]) -> str:
+    """The spec's line: ``Fine-tuned Model: Acc=..., Prec=..., Rec=..., F1=...``."""
+    return (
+        f"{title}: Acc={m['accuracy']:.4f}, Prec={m['precision']:.4f}, "
+        f"Rec={m['recall']:.4f}, F1={m['f1']:.4f}"
+    )
+
+
+def plot_confusion(
+    matrix: np.ndarray | list, classes: list[str], path: str | Path, title: str
+) -> Path:
+    """Row-normalised confusion matrix with counts; sized so 50 class names stay readable."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(matrix, dtype=np.int64)
+    rows = counts.sum(axis=1, keepdims=True)
+    norm = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
+    n = len(classes)
+    size = max(6.0, 0.32 * n + 3)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fontsize = 8 if n <= 20 else 6
+    ax.set_xticks(range(n), classes, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(n), classes, fontsize=fontsize)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    acc = np.trace(counts) / max(counts.sum(), 1)
+    ax.set_title(f"{title}\naccuracy {acc:.3f}; cells: share of the true class (count)")
+    for i in range(n):
+        for j in range(n):
+            if counts[i, j]:
+                text = f"{norm[i, j]:.2f}\n({counts[i, j]})" if n <= 20 else str(counts[i, j])
+                ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=fontsize - 1,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    fig.tight_layout()
+    out = atomic_savefig(fig, path, dpi=130)
+    plt.close(fig)
+    return out
+
+
+def most_confused(matrix: np.ndarray | list, classes: list[str], k: int = 10) -> list[dict]:
+    """The k largest off-diagonal cells: (true, predicted, count)."""
+    counts = np.asarray(matrix)
+    pairs = [
+        {"true": classes[i], "predicted": classes[j], "count": int(counts[i, j])}
+        for i in range(len(classes))
+        for j in range(len(classes))
+        if i != j and counts[i, j] > 0
+    ]
+    return sorted(pairs, key=lambda p: -p["count"])[:k]
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path, cache: Any, device: torch.device | str = "cpu"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Metrics of a checkpoint on its own test fold (originals only, never variants)."""
+    from audiogpt2.train import load_checkpoint
+
+    model, state = load_checkpoint(checkpoint)
+    if list(state["classes"]) != list(cache.classes):
+        raise ValueError(
+            f"{checkpoint} was trained on classes {state['classes'][:3]}... but the cache has "
+            f"{cache.classes[:3]}...; preprocess the dataset the checkpoint was trained on"
+        )
+    model.to(device)
+    clips = np.flatnonzero(cache.folds.numpy() == state["test_fold"])
+    rows = cache.rows_for(clips, with_variants=False)
+    probs = predict_proba(model, cache.features[rows], state["config_obj"].augment, device)
+    y_true = cache.labels[cache.row_clip[torch.as_tensor(rows)]].numpy()
+    metrics = compute_metrics(y_true, probs.argmax(1), cache.classes)
+    metrics.update(
+        test_fold=state["test_fold"],
+        epoch=state["epoch"],
+        arm=state["arm"],
+        backbone_source=state["backbone_source"],
+        predictions=probs.argmax(1).tolist(),
+        targets=y_true.tolist(),
+    )
+    return metrics, state

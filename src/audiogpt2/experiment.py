@@ -1,0 +1,155 @@
+"""Recipes over train/evaluate: one arm on one fold, and cross-validation over all folds.
+
+Layout of a cross-validation experiment::
+
+    runs/<name>/fold<k>/<arm>/best.pt          best checkpoint (picked on validation)
+    runs/<name>/fold<k>/<arm>/best.last.pt     resumable last-epoch state
+    runs/<name>/fold<k>/<arm>/best.history.json per-epoch curves
+    runs/<name>/fold<k>/<arm>/metrics.json     test-fold metrics of best.pt
+    runs/<name>/report.md, report.json, *.png  built by :mod:`audiogpt2.report`
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from audiogpt2.config import Config
+from audiogpt2.evaluate import evaluate_checkpoint, format_metrics
+from audiogpt2.io import atomic_write_json
+from audiogpt2.preprocess import FeatureCache
+from audiogpt2.train import select_device, train_arm
+
+
+def hardware_info(device: Any) -> dict[str, Any]:
+    import os
+    import platform
+
+    import torch
+
+    info = {
+        "device": str(device),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    if str(device).startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+ARM_TITLES = {"finetuned": "Fine-tuned Model", "baseline": "Baseline Model"}
+
+
+def run_fold(
+    config: Config,
+    cache: FeatureCache,
+    arm: str,
+    fold: int,
+    out_dir: str | Path,
+    resume: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``arm`` with ``fold`` held out, then evaluate its best checkpoint on ``fold`` once."""
+    out_dir = Path(out_dir)
+    metrics_path = out_dir / "metrics.json"
+    if resume and metrics_path.is_file():
+        print(f"fold {fold} {arm}: already done ({metrics_path})")
+        return json.loads(metrics_path.read_text())
+    config = copy.deepcopy(config)
+    config.data.test_fold = fold
+    began = time.time()
+    result = train_arm(config, cache, arm, out_dir / "best.pt", resume=resume, progress=progress)
+    metrics, _ = evaluate_checkpoint(
+        result.best_checkpoint, cache, select_device(config.train.device)
+    )
+    metrics.update(
+        fold=fold,
+        best_epoch=result.best_epoch,
+        best_val_acc=result.best_val_acc,
+        epochs_run=len(result.history),
+        train_seconds=time.time() - began,
+        classes=cache.classes,
+        hardware=hardware_info(select_device(config.train.device)),
+    )
+    atomic_write_json(metrics_path, metrics)
+    print(f"fold {fold} {format_metrics(ARM_TITLES[arm], metrics)}")
+    return metrics
+
+
+def run_cv(
+    config: Config,
+    cache: FeatureCache,
+    out_dir: str | Path,
+    arms: list[str],
+    folds: list[int] | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Every fold (or the given ones) for every arm, then the report."""
+    from audiogpt2.config import write_config
+    from audiogpt2.report import build_report
+
+    out_dir = Path(out_dir)
+    folds = folds or sorted(set(cache.folds.tolist()))
+    write_config(config, out_dir)
+    for fold in folds:
+        for arm in arms:
+            run_fold(config, cache, arm, fold, out_dir / f"fold{fold}" / arm, resume, progress)
+    return build_report(out_dir)
+
+
+def arm_checkpoint(config: Config, arm: str) -> Path:
+    return Path(
+        config.paths.finetuned_checkpoint
+        if arm == "finetuned"
+        else config.paths.baseline_checkpoint
+    )
+
+
+def train_arms(
+    config: Config,
+    cache: FeatureCache,
+    arms: list[str],
+    resume: bool = False,
+    progress: bool = True,
+) -> None:
+    """The spec's ``train.py``: each arm to its checkpoint path (models/best_model.pt, ...)."""
+    for arm in arms:
+        print(f"=== Training {ARM_TITLES[arm].lower()} ({arm}) ===")
+        train_arm(config, cache, arm, arm_checkpoint(config, arm), resume=resume, progress=progress)
+
+
+def evaluate_arms(
+    config: Config, cache: FeatureCache, arms: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The spec's ``evaluate.py``: metrics lines, metrics JSON and confusion matrices."""
+    from audiogpt2.evaluate import plot_confusion
+
+    device = select_device(config.train.device)
+    results = {}
+    notebooks = Path(config.paths.notebooks)
+    for arm in arms:
+        path = arm_checkpoint(config, arm)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no checkpoint {path} for the {arm} arm; run `audiogpt2 train` first"
+            )
+        metrics, state = evaluate_checkpoint(path, cache, device)
+        name = "finetuned" if arm == "finetuned" else "baseline"
+        atomic_write_json(notebooks / f"metrics_{name}.json", metrics)
+        plot_confusion(
+            metrics["confusion_matrix"],
+            cache.classes,
+            notebooks / f"confusion_matrix_{name}.png",
+            f"{ARM_TITLES[arm]} (test fold {state['test_fold']}, epoch {state['epoch']})",
+        )
+        print(format_metrics(ARM_TITLES[arm], metrics))
+        results[arm] = metrics
+    print(f"Metrics JSON and confusion matrices written to {notebooks}/")
+    return results

@@ -1,0 +1,67 @@
+"""The one feature function: waveform -> normalised MFCC (n_frames x n_mfcc) -> 2-channel input.
+
+``preprocess``, training and ``predict`` all call :func:`mfcc` and :func:`model_input`, so
+features cannot drift between them.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import librosa
+import numpy as np
+
+from audiogpt2.audio import fix_length
+from audiogpt2.augment import spec_augment
+from audiogpt2.config import AudioConfig, AugmentConfig
+
+EPS = 1e-6
+
+
+def mfcc(waveform: np.ndarray, cfg: AudioConfig) -> np.ndarray:
+    """Normalised MFCCs of one clip, shape (n_frames, n_mfcc), float32.
+
+    The clip is padded/trimmed to ``clip_samples`` and padded by (n_fft - hop) / 2 on
+    both sides; with ``center=False`` this yields exactly ``n_frames`` frames that
+    together span the whole clip.
+    """
+    hop = cfg.hop_length
+    y = fix_length(np.asarray(waveform, dtype=np.float32), cfg.clip_samples)
+    side = (cfg.n_fft - hop) // 2
+    y = np.pad(y, (side, cfg.n_fft - hop - side))
+    coeffs = librosa.feature.mfcc(
+        y=y,
+        sr=cfg.sample_rate,
+        n_mfcc=cfg.n_mfcc,
+        n_fft=cfg.n_fft,
+        hop_length=hop,
+        center=False,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin,
+        fmax=min(cfg.fmax, cfg.sample_rate / 2),
+    )
+    feats = coeffs.T[: cfg.n_frames].astype(np.float32)
+    return normalize(feats)
+
+
+def normalize(feats: np.ndarray) -> np.ndarray:
+    """Scale one clip's features to mean 0, std 1 using that clip alone (silence stays 0)."""
+    centred = feats - feats.mean()
+    return (centred / max(float(feats.std()), EPS)).astype(np.float32)
+
+
+def eval_rng(feats: np.ndarray) -> np.random.Generator:
+    """A generator seeded by the clip's own features: evaluation's channel 2 is deterministic."""
+    return np.random.default_rng(zlib.crc32(np.ascontiguousarray(feats).tobytes()))
+
+
+def model_input(
+    feats: np.ndarray, aug: AugmentConfig, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """(n_frames, n_mfcc) -> (2, n_frames, n_mfcc): the features and a SpecAugmented copy.
+
+    Training passes a fresh ``rng``; evaluation and prediction pass none, which masks the
+    same clip the same way every time.
+    """
+    masked = spec_augment(feats, aug, rng if rng is not None else eval_rng(feats))
+    return np.stack([feats, masked]).astype(np.float32)

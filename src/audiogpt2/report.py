@@ -1,0 +1,168 @@
+"""Cross-validation report, rebuilt from saved outputs (metrics.json, history), no retraining."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audiogpt2.evaluate import most_confused, plot_confusion
+from audiogpt2.io import atomic_savefig, atomic_write_json, atomic_write_text
+
+METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def collect(run_dir: str | Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """{arm: {fold: {"metrics": ..., "history": [...]}}} for every finished fold."""
+    run_dir = Path(run_dir)
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    for metrics_path in sorted(run_dir.glob("fold*/*/metrics.json")):
+        arm = metrics_path.parent.name
+        fold = int(metrics_path.parent.parent.name.removeprefix("fold"))
+        history_path = metrics_path.parent / "best.history.json"
+        found.setdefault(arm, {})[fold] = {
+            "metrics": json.loads(metrics_path.read_text()),
+            "history": json.loads(history_path.read_text()) if history_path.is_file() else [],
+        }
+    return found
+
+
+def summarise(folds: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"folds": sorted(folds), "per_fold": {}}
+    for name in METRICS:
+        values = [folds[f]["metrics"][name] for f in sorted(folds)]
+        out["per_fold"][name] = values
+        out[name] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    out["train_seconds"] = float(sum(folds[f]["metrics"].get("train_seconds", 0) for f in folds))
+    out["epochs_run"] = [folds[f]["metrics"].get("epochs_run") for f in sorted(folds)]
+    out["best_epoch"] = [folds[f]["metrics"].get("best_epoch") for f in sorted(folds)]
+    return out
+
+
+def plot_curves(arm: str, folds: dict[int, dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
+    unfreeze_epochs: set[int] = set()
+    for i, fold in enumerate(sorted(folds)):
+        hist = folds[fold]["history"]
+        if not hist:
+            continue
+        ep = [h["epoch"] for h in hist]
+        color = plt.cm.tab10(i % 10)
+        ax_loss.plot(ep, [h["train_loss"] for h in hist], color=color, label=f"fold {fold} train")
+        ax_loss.plot(
+            ep, [h["val_loss"] for h in hist], color=color, ls="--", label=f"fold {fold} val"
+        )
+        ax_acc.plot(ep, [h["train_acc"] for h in hist], color=color, label=f"fold {fold} train")
+        ax_acc.plot(
+            ep, [h["val_acc"] for h in hist], color=color, ls="--", label=f"fold {fold} val"
+        )
+        for prev, cur in zip(hist, hist[1:]):
+            if len(cur["trainable_blocks"]) > len(prev["trainable_blocks"]):
+                unfreeze_epochs.add(cur["epoch"])
+    for ax, label in ((ax_loss, "cross-entropy loss"), (ax_acc, "accuracy")):
+        for e in sorted(unfreeze_epochs):
+            ax.axvline(e, color="grey", ls=":", lw=1)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    if unfreeze_epochs:
+        ax_acc.text(
+            0.01,
+            0.02,
+            "dotted: a backbone block unfrozen",
+            transform=ax_acc.transAxes,
+            fontsize=8,
+            color="grey",
+        )
+    ax_acc.legend(fontsize=7, ncol=2, loc="lower right")
+    fig.suptitle(f"{arm}: training curves (solid = train, dashed = validation)")
+    fig.tight_layout()
+    out = atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _fmt(stat: dict[str, float]) -> str:
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """Write report.md, report.json and the PNGs into ``run_dir``; returns report.md."""
+    run_dir = Path(run_dir)
+    found = collect(run_dir)
+    if not found:
+        raise FileNotFoundError(
+            f"no finished folds under {run_dir} (expected fold<k>/<arm>/metrics.json); "
+            "run `audiogpt2 cv` first"
+        )
+    config_text = (
+        (run_dir / "config.toml").read_text() if (run_dir / "config.toml").is_file() else ""
+    )
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "arms": {}}
+    lines = [f"# Cross-validation report: {run_dir.name}", ""]
+    lines += [
+        "| arm | folds | accuracy | precision | recall | F1 (weighted) | train time |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for arm, folds in found.items():
+        s = summarise(folds)
+        summary["arms"][arm] = s
+        lines.append(
+            f"| {arm} | {len(folds)} | {_fmt(s['accuracy'])} | {_fmt(s['precision'])} | "
+            f"{_fmt(s['recall'])} | {_fmt(s['f1'])} | {s['train_seconds'] / 60:.1f} min |"
+        )
+    lines += [
+        "",
+        "Mean ± standard deviation over folds; each fold's test fold is evaluated once "
+        "with the checkpoint that scored best on validation data drawn from its training folds.",
+        "",
+    ]
+    for arm, folds in found.items():
+        s = summary["arms"][arm]
+        lines += [
+            f"## {arm}",
+            "",
+            "| fold | accuracy | F1 | best epoch | epochs run |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for i, fold in enumerate(s["folds"]):
+            lines.append(
+                f"| {fold} | {s['per_fold']['accuracy'][i]:.3f} | {s['per_fold']['f1'][i]:.3f} | "
+                f"{s['best_epoch'][i]} | {s['epochs_run'][i]} |"
+            )
+        first = folds[s["folds"][0]]["metrics"]
+        classes = first["classes"]
+        total = np.sum([np.asarray(folds[f]["metrics"]["confusion_matrix"]) for f in folds], axis=0)
+        plot_confusion(
+            total,
+            classes,
+            run_dir / f"confusion_{arm}.png",
+            f"{arm}: confusion summed over folds {s['folds']}",
+        )
+        curves = plot_curves(arm, folds, run_dir / f"curves_{arm}.png")
+        pairs = most_confused(total, classes)
+        s["most_confused"] = pairs
+        s["hardware"] = first.get("hardware", {})
+        s["backbone_source"] = first.get("backbone_source")
+        lines += [
+            "",
+            f"Weights: {s['backbone_source']}. Hardware: {json.dumps(s['hardware'])}",
+            "",
+            f"![curves]({curves.name})",
+            f"![confusion](confusion_{arm}.png)",
+            "",
+            "Most-confused pairs (true → predicted, count over all folds): "
+            + "; ".join(f"{p['true']} → {p['predicted']} ({p['count']})" for p in pairs),
+            "",
+        ]
+    if config_text:
+        lines += ["## Resolved config", "", "```toml", config_text.strip(), "```", ""]
+    atomic_write_json(run_dir / "report.json", summary)
+    return atomic_write_text(run_dir / "report.md", "\n".join(lines))
