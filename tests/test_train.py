@@ -1,0 +1,124 @@
+import copy
+
+import pytest
+import torch
+
+import audiogpt2.train as train_mod
+from audiogpt2.io import safe_torch_load
+from audiogpt2.model import backbone_blocks, build_model
+from audiogpt2.train import blocks_trainable_at, checkpoint_paths, train_arm
+
+
+def _initial_model(config, cache, arm="finetuned"):
+    torch.manual_seed(config.train.seed)
+    model, _ = build_model(config.model, config.audio, arm == "finetuned", len(cache.classes))
+    return model
+
+
+def _snapshots(config, cache, tmp_path, arm="finetuned", **kwargs):
+    """Train and keep the model state after every epoch."""
+    best = tmp_path / arm / "best.pt"
+    states = {}
+
+    def grab(epoch, record):
+        states[epoch] = safe_torch_load(checkpoint_paths(best)[0])
+
+    result = train_arm(config, cache, arm, best, progress=False, on_epoch_end=grab, **kwargs)
+    return result, states
+
+
+def test_cnn_trains_and_frozen_blocks_stay_frozen_until_their_epoch(small_config, small_cache,
+                                                                    tmp_path):
+    init = _initial_model(small_config, small_cache).state_dict()
+    result, states = _snapshots(small_config, small_cache, tmp_path)
+    after1 = states[1]["model"]
+    cnn = [k for k in init if k.startswith("cnn.") and "running" not in k and "num_batches" not in k]
+    assert cnn and all(not torch.equal(init[k], after1[k]) for k in cnn), "CNN must train in epoch 1"
+    for k in ("proj.weight", "head.0.weight", "head.2.weight"):
+        assert not torch.equal(init[k], after1[k])
+
+    def block(state, i):
+        return {k: v for k, v in state.items() if k.startswith(f"backbone.h.{i}.")}
+
+    def same(a, b):
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    # schedule {2: block 0, 3: block 1}; block 2 never unfreezes in 3 epochs
+    assert same(block(init, 0), block(states[1]["model"], 0))
+    assert not same(block(states[1]["model"], 0), block(states[2]["model"], 0))
+    assert same(block(init, 1), block(states[2]["model"], 1))
+    assert not same(block(states[2]["model"], 1), block(states[3]["model"], 1))
+    assert same(block(init, 2), block(states[3]["model"], 2))
+    assert torch.equal(init["backbone.wpe.weight"], states[3]["model"]["backbone.wpe.weight"])
+    assert [h["trainable_blocks"] for h in result.history] == [[], [0], [0, 1]]
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_optimizer_and_scheduler_are_built_once_and_keep_state(small_config, small_cache, tmp_path,
+                                                               monkeypatch):
+    calls = []
+    original = train_mod.configure_optimizer
+    monkeypatch.setattr(train_mod, "configure_optimizer",
+                        lambda *a: calls.append(1) or original(*a))
+    _, states = _snapshots(small_config, small_cache, tmp_path)
+    assert len(calls) == 1
+    opt = states[3]["optimizer"]
+    head_state = opt["state"][0]  # first CNN parameter, trained since epoch 1
+    steps_epoch1 = int(states[1]["optimizer"]["state"][0]["step"])
+    assert int(head_state["step"]) == 3 * steps_epoch1  # Adam state never reset at unfreezes
+    assert states[3]["scheduler"]["last_epoch"] == 3
+    # both groups exist from the start with the spec's learning rates
+    assert [g["lr"] for g in states[1]["optimizer"]["param_groups"]] == [1e-3, 2e-5]
+
+
+def test_same_seed_gives_identical_metrics(small_config, small_cache, tmp_path):
+    a = train_arm(small_config, small_cache, "baseline", tmp_path / "a" / "best.pt", progress=False)
+    b = train_arm(small_config, small_cache, "baseline", tmp_path / "b" / "best.pt", progress=False)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+
+
+def test_resume_after_interruption_matches_uninterrupted(small_config, small_cache, tmp_path):
+    full = train_arm(small_config, small_cache, "finetuned", tmp_path / "full" / "best.pt",
+                     progress=False)
+
+    def crash(epoch, record):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "cut" / "best.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_arm(small_config, small_cache, "finetuned", path, progress=False, on_epoch_end=crash)
+    assert safe_torch_load(checkpoint_paths(path)[0])["epoch"] == 2
+    resumed = train_arm(small_config, small_cache, "finetuned", path, resume=True, progress=False)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(resumed.history) == strip(full.history)
+    a = safe_torch_load(tmp_path / "full" / "best.pt")["model"]
+    b = safe_torch_load(path)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_baseline_trainable_all_trains_every_block(small_config, small_cache, tmp_path):
+    config = copy.deepcopy(small_config)
+    config.train.baseline_trainable = "all"
+    config.train.epochs = 1
+    init = _initial_model(config, small_cache, "baseline").state_dict()
+    _, states = _snapshots(config, small_cache, tmp_path, arm="baseline")
+    for i in range(3):
+        k = f"backbone.h.{i}.attn.c_attn.weight"
+        assert not torch.equal(init[k], states[1]["model"][k])
+
+
+def test_schedule_helper():
+    assert blocks_trainable_at(4, {5: 0, 10: 1, 15: 2}) == []
+    assert blocks_trainable_at(10, {5: 0, 10: 1, 15: 2}) == [0, 1]
+
+
+def test_best_checkpoint_rebuilds_offline(small_config, small_cache, tmp_path):
+    from audiogpt2.train import load_checkpoint
+
+    r = train_arm(small_config, small_cache, "finetuned", tmp_path / "best.pt", progress=False)
+    model, state = load_checkpoint(r.best_checkpoint)
+    assert state["classes"] == small_cache.classes and state["epoch"] == r.best_epoch
+    assert len(backbone_blocks(model.backbone)) == 3
+    assert (tmp_path / "config.toml").is_file()
