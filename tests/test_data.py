@@ -18,7 +18,8 @@ def esc_copy(esc_root, tmp_path):
 
 def _rewrite_meta(root, edit):
     path = root / "meta" / "esc50.csv"
-    rows = list(csv.reader(open(path)))
+    with open(path) as f:
+        rows = list(csv.reader(f))
     rows = edit(rows)
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows(rows)
