@@ -55,8 +55,7 @@ def demo_config(out: Path, overrides: dict | None = None) -> Config:
 def run_demo(
     out: str | Path = "demo_out", overrides: dict | None = None, progress: bool = True
 ) -> dict:
-    from audiogpt2.evaluate import format_metrics
-    from audiogpt2.experiment import ARM_TITLES, evaluate_arms, train_arms
+    from audiogpt2.experiment import evaluate_arms, train_arms
     from audiogpt2.predict import Classifier
     from audiogpt2.preprocess import preprocess
     from audiogpt2.synthetic import make_dataset
@@ -96,8 +95,6 @@ def run_demo(
     }
     for arm, m in results.items():
         print(f"| {arm} | {weights[arm]} | {m['accuracy']:.3f} | {m['f1']:.3f} |")
-    for arm, m in results.items():
-        print(format_metrics(ARM_TITLES[arm], m))
     print(
         f"Chance level is {1 / len(cache.classes):.3f}. "
         f"Demo finished in {time.time() - began:.0f} s; "

@@ -1,0 +1,66 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiogpt2.cli import main
+from audiogpt2.predict import Classifier
+from audiogpt2.train import train_arm
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_cache, esc_root, tiny_gpt2_dir, tmp_path_factory):
+    from audiogpt2.config import load_config
+    from conftest import small_overrides
+
+    tmp = tmp_path_factory.mktemp("ckpt")
+    config = load_config(overrides={**small_overrides(esc_root, tiny_gpt2_dir, tmp / "c.pt"),
+                                    "train.epochs": 1})
+    return train_arm(config, small_cache, "finetuned", tmp / "best.pt", progress=False).best_checkpoint
+
+
+@pytest.mark.parametrize("seconds", [0.2, 5.0, 12.0])
+@pytest.mark.parametrize("sr", [8000, 44100])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_predict_any_length_rate_and_channels(checkpoint, seconds, sr, channels):
+    clf = Classifier.from_checkpoint(checkpoint)
+    y = np.random.default_rng(0).uniform(-0.3, 0.3, (int(seconds * sr), channels)).astype(np.float32)
+    p = clf.predict(y if channels > 1 else y[:, 0], sr)
+    assert sorted(p.labels) == sorted(clf.classes)
+    assert abs(sum(p.probabilities) - 1) < 1e-4 and p.probabilities == sorted(p.probabilities)[::-1]
+    expected_windows = 1 if seconds <= 5 else 4  # 0, 2.5, 5, and the tail at 7 s
+    assert len(p.windows) == expected_windows
+    assert p.windows[-1]["end"] == pytest.approx(seconds, abs=1e-3)
+
+
+def test_predict_uses_the_preprocessing_features(checkpoint, small_cache, esc_root):
+    """Same clip -> same probabilities through the cache path and through predict."""
+    from audiogpt2.evaluate import predict_proba
+
+    clf = Classifier.from_checkpoint(checkpoint)
+    name = small_cache.names[0]
+    via_cache = predict_proba(clf.model, small_cache.features[:1], clf.config.augment)[0]
+    via_file = clf.predict_file(esc_root / "audio" / name)
+    probs = dict(zip(via_file.labels, via_file.probabilities))
+    np.testing.assert_allclose([probs[c] for c in clf.classes], via_cache, atol=1e-5)
+
+
+def test_cli_reports_and_skips_bad_files(checkpoint, esc_root, tmp_path, capsys):
+    good = sorted((esc_root / "audio").glob("*.wav"))[0]
+    bad = tmp_path / "noise.wav"
+    bad.write_bytes(b"\x00\x01garbage")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    long = tmp_path / "long.flac"
+    sf.write(long, np.zeros(16000 * 11, np.float32), 16000)
+    code = main(["predict", str(checkpoint), str(good), str(bad), str(text), str(long),
+                 "--json", "--timeline"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [p["file"] for p in out["predictions"]] == [str(good), str(long)]
+    assert len(out["predictions"][1]["windows"]) == 4
+    assert {s["file"] for s in out["skipped"]} == {str(bad), str(text)}
+    main(["predict", str(checkpoint), str(good), str(bad), "--top-k", "2"])
+    captured = capsys.readouterr()
+    assert good.name in captured.out and "1 file(s) classified, 1 skipped" in captured.err
