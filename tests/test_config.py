@@ -74,7 +74,7 @@ def test_bad_file_key_names_file_and_key(tmp_path):
 
 def test_every_subcommand_has_help(capsys):
     parser = build_parser()
-    commands = ["demo", "preprocess", "train", "evaluate", "cv", "report", "predict", "download"]
+    commands = ["demo", "preprocess", "train", "evaluate", "cv", "report", "select", "predict", "download"]
     for command in commands:
         with pytest.raises(SystemExit) as done:
             parser.parse_args([command, "--help"])

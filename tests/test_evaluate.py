@@ -49,3 +49,23 @@ def test_cv_report_on_a_tiny_real_run(small_config, small_cache, tmp_path):
     # rebuilt from saved outputs, no retraining, same numbers
     (tmp_path / "run" / "report.md").unlink()
     assert build_report(tmp_path / "run").read_text() == text
+
+
+def test_selection_uses_validation_never_test(tmp_path):
+    from audiogpt2.report import select_by_validation
+
+    def fake_run(name, val, test):
+        d = tmp_path / name / "fold1" / "baseline"
+        d.mkdir(parents=True)
+        cm = [[1, 0], [0, 1]]
+        m = {"best_val_acc": val, "accuracy": test, "precision": test, "recall": test, "f1": test,
+             "confusion_matrix": cm, "classes": ["a", "b"]}
+        (d / "metrics.json").write_text(json.dumps(m))
+        return tmp_path / name
+
+    low = fake_run("lr-low", val=0.9, test=0.5)
+    high = fake_run("lr-high", val=0.6, test=0.99)
+    report = select_by_validation([low, high], tmp_path / "tuned")
+    choice = json.loads((tmp_path / "tuned" / "selection.json").read_text())
+    assert choice[0]["chosen"] == str(low) and choice[0]["test_acc_of_choice"] == 0.5
+    assert "| baseline | 1 | 0.500" in report.read_text()

@@ -11,8 +11,9 @@ from audiogpt2.train import train_arm
 
 @pytest.fixture(scope="module")
 def checkpoint(small_cache, esc_root, tiny_gpt2_dir, tmp_path_factory):
-    from audiogpt2.config import load_config
     from conftest import small_overrides
+
+    from audiogpt2.config import load_config
 
     tmp = tmp_path_factory.mktemp("ckpt")
     config = load_config(overrides={**small_overrides(esc_root, tiny_gpt2_dir, tmp / "c.pt"),

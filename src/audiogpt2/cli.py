@@ -128,6 +128,10 @@ def build_parser() -> Parser:
     p = sub.add_parser("report", help="rebuild a cv report from saved outputs")
     p.add_argument("run_dir", help="folder written by `audiogpt2 cv`")
 
+    p = sub.add_parser("select", help="per fold and arm, pick the run with the best validation accuracy")
+    p.add_argument("run_dirs", nargs="+", help="cv folders of the same experiment at different settings")
+    p.add_argument("--out", required=True, help="folder for the selected results and report")
+
     p = sub.add_parser("predict", help="classify audio files with a trained checkpoint")
     p.add_argument("checkpoint")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
@@ -157,8 +161,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                         {
                             "file": str(p),
                             "top": [
-                                {"label": label, "probability": prob}
-                                for label, prob in r.top(args.top_k)
+                                {"label": label, "probability": prob} for label, prob in r.top(args.top_k)
                             ],
                             **({"windows": r.windows} if args.timeline else {}),
                         }
@@ -171,15 +174,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     else:
         for path, r in done:
-            print(
-                f"{path}: " + ", ".join(f"{label} {prob:.3f}" for label, prob in r.top(args.top_k))
-            )
+            print(f"{path}: " + ", ".join(f"{label} {prob:.3f}" for label, prob in r.top(args.top_k)))
             if args.timeline:
                 for w in r.windows:
-                    print(
-                        f"  {w['start']:7.2f}-{w['end']:7.2f} s  "
-                        f"{w['label']} {w['probability']:.3f}"
-                    )
+                    print(f"  {w['start']:7.2f}-{w['end']:7.2f} s  {w['label']} {w['probability']:.3f}")
         for path, why in skipped:
             print(f"skipped {path}: {why}", file=sys.stderr)
         if skipped:
@@ -197,6 +195,11 @@ def run(args: argparse.Namespace) -> int:
         from audiogpt2.report import build_report
 
         print(f"Report written to {build_report(args.run_dir)}")
+        return 0
+    if args.command == "select":
+        from audiogpt2.report import select_by_validation
+
+        print(f"Report written to {select_by_validation(args.run_dirs, args.out)}")
         return 0
     if args.command == "predict":
         return cmd_predict(args)

@@ -157,8 +157,7 @@ class TrainConfig:
             raise ConfigError(f"train.plateau_factor={self.plateau_factor} must be in (0, 1)")
         if self.weight_decay < 0 or self.plateau_patience < 0 or self.early_stop_patience < 1:
             raise ConfigError(
-                "train.weight_decay and train.plateau_patience must be >= 0, "
-                "train.early_stop_patience >= 1"
+                "train.weight_decay and train.plateau_patience must be >= 0, train.early_stop_patience >= 1"
             )
         for epoch, block in self.unfreeze.items():
             if not str(epoch).isdigit() or int(epoch) < 1 or not isinstance(block, int):
@@ -169,9 +168,7 @@ class TrainConfig:
             raise ConfigError(
                 f"train.baseline_trainable={self.baseline_trainable!r}: use 'schedule' or 'all'"
             )
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
-            "cuda:"
-        ):
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise ConfigError(f"train.device={self.device!r}: use auto, cpu, cuda[:N] or mps")
 
     def unfreeze_schedule(self) -> dict[int, int]:
@@ -275,9 +272,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any], source: str = "")
         section_name, _, name = key.partition(".")
         sections = _field_types(Config)
         if section_name not in sections:
-            raise ConfigError(
-                f"unknown config section {section_name!r}{where}; known: {', '.join(sections)}"
-            )
+            raise ConfigError(f"unknown config section {section_name!r}{where}; known: {', '.join(sections)}")
         section = getattr(config, section_name)
         types = _field_types(type(section))
         if name not in types:

@@ -57,9 +57,7 @@ class DatasetIndex:
 
 def _missing_error(missing: list[str], total: int, where: Path, hint: str) -> DatasetError:
     first = ", ".join(missing[:5])
-    return DatasetError(
-        f"{len(missing)} of {total} clips missing under {where} (first: {first}). {hint}"
-    )
+    return DatasetError(f"{len(missing)} of {total} clips missing under {where} (first: {first}). {hint}")
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -148,9 +146,7 @@ def load_manifest(manifest: Path, n_folds: int = 5, seed: int = 0) -> DatasetInd
     """A CSV ``path,label[,fold][,group]`` with paths relative to the manifest's folder."""
     columns, rows = _read_csv(manifest)
     if "path" not in columns or "label" not in columns:
-        raise DatasetError(
-            f"{manifest} needs the columns path,label (optional fold,group); found {columns}"
-        )
+        raise DatasetError(f"{manifest} needs the columns path,label (optional fold,group); found {columns}")
     if not rows:
         raise DatasetError(f"{manifest} has a header but no rows")
     root = manifest.parent

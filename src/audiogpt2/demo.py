@@ -52,9 +52,7 @@ def demo_config(out: Path, overrides: dict | None = None) -> Config:
     return config.validate()
 
 
-def run_demo(
-    out: str | Path = "demo_out", overrides: dict | None = None, progress: bool = True
-) -> dict:
+def run_demo(out: str | Path = "demo_out", overrides: dict | None = None, progress: bool = True) -> dict:
     from audiogpt2.experiment import evaluate_arms, train_arms
     from audiogpt2.predict import Classifier
     from audiogpt2.preprocess import preprocess

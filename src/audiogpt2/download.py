@@ -93,18 +93,14 @@ def safe_extract(archive: Path, dest: Path) -> None:
             if name.startswith(("/", "\\")) or (parts and ":" in parts[0]) or ".." in parts:
                 raise DownloadError(f"refusing archive entry {name!r}: it points outside {dest}")
             if _is_symlink(info):
-                raise DownloadError(
-                    f"refusing archive entry {name!r}: symbolic links are not allowed"
-                )
+                raise DownloadError(f"refusing archive entry {name!r}: symbolic links are not allowed")
         zf.extractall(dest)
 
 
 def verify_archive(archive: Path, expected_sha256: str | None = None) -> str:
     """Check integrity and layout; returns the top folder inside the archive."""
     if expected_sha256 and sha256(archive) != expected_sha256.lower():
-        raise DownloadError(
-            f"{archive}: SHA-256 does not match {expected_sha256}; delete it and retry"
-        )
+        raise DownloadError(f"{archive}: SHA-256 does not match {expected_sha256}; delete it and retry")
     try:
         with zipfile.ZipFile(archive) as zf:
             bad = zf.testzip()

@@ -73,9 +73,7 @@ def format_metrics(title: str, m: dict[str, Any]) -> str:
     )
 
 
-def plot_confusion(
-    matrix: np.ndarray | list, classes: list[str], path: str | Path, title: str
-) -> Path:
+def plot_confusion(matrix: np.ndarray | list, classes: list[str], path: str | Path, title: str) -> Path:
     """Row-normalised confusion matrix with counts; sized so 50 class names stay readable."""
     import matplotlib
 

@@ -65,9 +65,7 @@ def run_fold(
     config.data.test_fold = fold
     began = time.time()
     result = train_arm(config, cache, arm, out_dir / "best.pt", resume=resume, progress=progress)
-    metrics, _ = evaluate_checkpoint(
-        result.best_checkpoint, cache, select_device(config.train.device)
-    )
+    metrics, _ = evaluate_checkpoint(result.best_checkpoint, cache, select_device(config.train.device))
     metrics.update(
         fold=fold,
         best_epoch=result.best_epoch,
@@ -105,11 +103,7 @@ def run_cv(
 
 
 def arm_checkpoint(config: Config, arm: str) -> Path:
-    return Path(
-        config.paths.finetuned_checkpoint
-        if arm == "finetuned"
-        else config.paths.baseline_checkpoint
-    )
+    return Path(config.paths.finetuned_checkpoint if arm == "finetuned" else config.paths.baseline_checkpoint)
 
 
 def train_arms(
@@ -125,9 +119,7 @@ def train_arms(
         train_arm(config, cache, arm, arm_checkpoint(config, arm), resume=resume, progress=progress)
 
 
-def evaluate_arms(
-    config: Config, cache: FeatureCache, arms: list[str]
-) -> dict[str, dict[str, Any]]:
+def evaluate_arms(config: Config, cache: FeatureCache, arms: list[str]) -> dict[str, dict[str, Any]]:
     """The spec's ``evaluate.py``: metrics lines, metrics JSON and confusion matrices."""
     from audiogpt2.evaluate import plot_confusion
 
@@ -137,9 +129,7 @@ def evaluate_arms(
     for arm in arms:
         path = arm_checkpoint(config, arm)
         if not path.is_file():
-            raise FileNotFoundError(
-                f"no checkpoint {path} for the {arm} arm; run `audiogpt2 train` first"
-            )
+            raise FileNotFoundError(f"no checkpoint {path} for the {arm} arm; run `audiogpt2 train` first")
         metrics, state = evaluate_checkpoint(path, cache, device)
         name = "finetuned" if arm == "finetuned" else "baseline"
         atomic_write_json(notebooks / f"metrics_{name}.json", metrics)

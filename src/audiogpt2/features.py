@@ -55,9 +55,7 @@ def eval_rng(feats: np.ndarray) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(np.ascontiguousarray(feats).tobytes()))
 
 
-def model_input(
-    feats: np.ndarray, aug: AugmentConfig, rng: np.random.Generator | None = None
-) -> np.ndarray:
+def model_input(feats: np.ndarray, aug: AugmentConfig, rng: np.random.Generator | None = None) -> np.ndarray:
     """(n_frames, n_mfcc) -> (2, n_frames, n_mfcc): the features and a SpecAugmented copy.
 
     Training passes a fresh ``rng``; evaluation and prediction pass none, which masks the

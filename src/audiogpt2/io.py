@@ -94,6 +94,5 @@ def safe_torch_load(path: str | Path, what: str = "file") -> Any:
         ) from exc
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         raise UnsafeFileError(
-            f"cannot read {what} {path}: the file is truncated or not a PyTorch file ({exc}). "
-            "Recreate it."
+            f"cannot read {what} {path}: the file is truncated or not a PyTorch file ({exc}). Recreate it."
         ) from exc

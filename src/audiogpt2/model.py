@@ -125,9 +125,7 @@ def _disable_pooler(module: nn.Module) -> None:
 def backbone_blocks(module: nn.Module) -> nn.ModuleList:
     """The backbone's stack of transformer blocks, found generically (GPT-2 ``h``, BERT
     ``encoder.layer``, ...): the ModuleList whose length is the configured layer count."""
-    n_layers = getattr(module.config, "num_hidden_layers", None) or getattr(
-        module.config, "n_layer", None
-    )
+    n_layers = getattr(module.config, "num_hidden_layers", None) or getattr(module.config, "n_layer", None)
     for _, child in module.named_modules():
         if isinstance(child, nn.ModuleList) and len(child) == n_layers:
             return child

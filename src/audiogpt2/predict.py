@@ -74,9 +74,7 @@ class Classifier:
             }
             for s, p in zip(starts, probs)
         ]
-        return Prediction(
-            [self.classes[i] for i in order], [float(mean[i]) for i in order], windows
-        )
+        return Prediction([self.classes[i] for i in order], [float(mean[i]) for i in order], windows)
 
     def predict_file(self, path: str | Path) -> Prediction:
         y = load_audio(path, self.config.audio.sample_rate)

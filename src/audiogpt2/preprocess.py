@@ -180,9 +180,7 @@ def preprocess(config: Config, force: bool = False, progress: bool = True) -> Fe
                 print(f"Settings or files changed since {path} was built; rebuilding it")
         except UnsafeFileError as exc:
             print(f"Ignoring unusable cache: {exc}")
-    cache = build_cache(
-        index, config.audio, config.augment, config.train.seed, config.data.workers, progress
-    )
+    cache = build_cache(index, config.audio, config.augment, config.train.seed, config.data.workers, progress)
     atomic_torch_save(cache.to_dict(), path)
     if progress:
         print(

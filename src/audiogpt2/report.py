@@ -56,13 +56,9 @@ def plot_curves(arm: str, folds: dict[int, dict[str, Any]], path: Path) -> Path:
         ep = [h["epoch"] for h in hist]
         color = plt.cm.tab10(i % 10)
         ax_loss.plot(ep, [h["train_loss"] for h in hist], color=color, label=f"fold {fold} train")
-        ax_loss.plot(
-            ep, [h["val_loss"] for h in hist], color=color, ls="--", label=f"fold {fold} val"
-        )
+        ax_loss.plot(ep, [h["val_loss"] for h in hist], color=color, ls="--", label=f"fold {fold} val")
         ax_acc.plot(ep, [h["train_acc"] for h in hist], color=color, label=f"fold {fold} train")
-        ax_acc.plot(
-            ep, [h["val_acc"] for h in hist], color=color, ls="--", label=f"fold {fold} val"
-        )
+        ax_acc.plot(ep, [h["val_acc"] for h in hist], color=color, ls="--", label=f"fold {fold} val")
         for prev, cur in zip(hist, hist[1:]):
             if len(cur["trainable_blocks"]) > len(prev["trainable_blocks"]):
                 unfreeze_epochs.add(cur["epoch"])
@@ -81,7 +77,8 @@ def plot_curves(arm: str, folds: dict[int, dict[str, Any]], path: Path) -> Path:
             fontsize=8,
             color="grey",
         )
-    ax_acc.legend(fontsize=7, ncol=2, loc="lower right")
+    if ax_acc.get_legend_handles_labels()[0]:
+        ax_acc.legend(fontsize=7, ncol=2, loc="lower right")
     fig.suptitle(f"{arm}: training curves (solid = train, dashed = validation)")
     fig.tight_layout()
     out = atomic_savefig(fig, path, dpi=110)
@@ -102,9 +99,7 @@ def build_report(run_dir: str | Path) -> Path:
             f"no finished folds under {run_dir} (expected fold<k>/<arm>/metrics.json); "
             "run `audiogpt2 cv` first"
         )
-    config_text = (
-        (run_dir / "config.toml").read_text() if (run_dir / "config.toml").is_file() else ""
-    )
+    config_text = (run_dir / "config.toml").read_text() if (run_dir / "config.toml").is_file() else ""
     summary: dict[str, Any] = {"run_dir": str(run_dir), "arms": {}}
     lines = [f"# Cross-validation report: {run_dir.name}", ""]
     lines += [
@@ -166,3 +161,51 @@ def build_report(run_dir: str | Path) -> Path:
         lines += ["## Resolved config", "", "```toml", config_text.strip(), "```", ""]
     atomic_write_json(run_dir / "report.json", summary)
     return atomic_write_text(run_dir / "report.md", "\n".join(lines))
+
+
+def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Path:
+    """Per fold and arm, keep the run (e.g. one learning rate of a grid) with the best
+    *validation* accuracy, and report the test metrics of those choices.
+
+    The test fold plays no part in the choice, so the result is an honest estimate for
+    "tune the learning rate on validation data, then test once"."""
+    import shutil
+
+    out_dir = Path(out_dir)
+    runs = {str(d): collect(d) for d in run_dirs}
+    choices: list[dict[str, Any]] = []
+    arms = sorted({arm for found in runs.values() for arm in found})
+    for arm in arms:
+        folds = sorted(set.intersection(*(set(found.get(arm, {})) for found in runs.values())))
+        for fold in folds:
+            best_dir = max(runs, key=lambda d: runs[d][arm][fold]["metrics"]["best_val_acc"])
+            src = Path(best_dir) / f"fold{fold}" / arm
+            dst = out_dir / f"fold{fold}" / arm
+            dst.mkdir(parents=True, exist_ok=True)
+            for name in ("metrics.json", "best.history.json", "config.toml"):
+                if (src / name).is_file():
+                    shutil.copy(src / name, dst / name)
+            choices.append(
+                {
+                    "arm": arm,
+                    "fold": fold,
+                    "chosen": best_dir,
+                    "val_acc": {d: runs[d][arm][fold]["metrics"]["best_val_acc"] for d in runs},
+                    "test_acc_of_choice": runs[best_dir][arm][fold]["metrics"]["accuracy"],
+                }
+            )
+    if not choices:
+        raise FileNotFoundError(f"no fold finished in all of {', '.join(map(str, run_dirs))}")
+    atomic_write_json(out_dir / "selection.json", choices)
+    report = build_report(out_dir)
+    lines = [
+        "",
+        "## Learning-rate choice (by validation accuracy only)",
+        "",
+        "| arm | fold | chosen run | validation accuracy per run |",
+        "| --- | --- | --- | --- |",
+    ]
+    for c in choices:
+        vals = ", ".join(f"{Path(d).name}: {v:.3f}" for d, v in c["val_acc"].items())
+        lines.append(f"| {c['arm']} | {c['fold']} | {Path(c['chosen']).name} | {vals} |")
+    return atomic_write_text(report, report.read_text() + "\n".join(lines) + "\n")

@@ -59,9 +59,7 @@ def _clicks(rng, t):
 
 def _am_tone(rng, t):
     carrier = np.sin(2 * np.pi * rng.uniform(400, 1200) * t)
-    return (
-        carrier * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 12) * t)) * _envelope(rng, t, 2.0)
-    )
+    return carrier * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 12) * t)) * _envelope(rng, t, 2.0)
 
 
 def _harmonic(rng, t):

@@ -48,9 +48,7 @@ def select_device(name: str = "auto") -> torch.device:
 class TrainingSet(Dataset):
     """Rows of the feature cache as 2-channel inputs, with fresh SpecAugment masks per epoch."""
 
-    def __init__(
-        self, cache: FeatureCache, rows: np.ndarray, aug: AugmentConfig, seed: int
-    ) -> None:
+    def __init__(self, cache: FeatureCache, rows: np.ndarray, aug: AugmentConfig, seed: int) -> None:
         self.features = cache.features
         self.rows = rows
         self.labels = cache.labels[cache.row_clip[torch.as_tensor(rows)]]
@@ -75,9 +73,7 @@ def configure_optimizer(model: AudioClassifier, config: Config) -> torch.optim.A
     t = config.train
     groups = [{"params": model.head_parameters(), "lr": t.lr_head, "name": "head"}]
     if model.backbone is not None:
-        groups.append(
-            {"params": model.backbone_parameters(), "lr": t.lr_backbone, "name": "backbone"}
-        )
+        groups.append({"params": model.backbone_parameters(), "lr": t.lr_backbone, "name": "backbone"})
     return torch.optim.AdamW(groups, weight_decay=t.weight_decay)
 
 
@@ -95,9 +91,7 @@ def apply_freezing(model: AudioClassifier, epoch: int, arm: str, config: Config)
         model.unfreeze_all()
         return list(range(n_blocks))
     model.freeze_backbone()
-    blocks = [
-        b for b in blocks_trainable_at(epoch, config.train.unfreeze_schedule()) if b < n_blocks
-    ]
+    blocks = [b for b in blocks_trainable_at(epoch, config.train.unfreeze_schedule()) if b < n_blocks]
     for b in blocks:
         model.unfreeze_block(b)
     return blocks
@@ -196,9 +190,7 @@ def train_arm(
     train_set = TrainingSet(cache, train_rows, config.augment, t.seed)
 
     torch.manual_seed(t.seed)
-    model, backbone = build_model(
-        config.model, config.audio, arm == "finetuned", len(cache.classes)
-    )
+    model, backbone = build_model(config.model, config.audio, arm == "finetuned", len(cache.classes))
     model.to(device)
     optimizer = configure_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -234,9 +226,7 @@ def train_arm(
         write_config(config, best_path.parent)
     loss_fn = nn.CrossEntropyLoss()
     use_amp = t.amp and device.type == "cuda"
-    sampler = DistributedSampler(
-        train_set, num_replicas=world, rank=rank, shuffle=True, seed=t.seed
-    )
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=t.seed)
     loader = DataLoader(train_set, batch_size=t.batch_size, sampler=sampler)
 
     for epoch in range(start, t.epochs + 1):
