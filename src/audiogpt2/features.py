@@ -6,6 +6,7 @@ features cannot drift between them.
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 import librosa
@@ -29,19 +30,22 @@ def mfcc(waveform: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     y = fix_length(np.asarray(waveform, dtype=np.float32), cfg.clip_samples)
     side = (cfg.n_fft - hop) // 2
     y = np.pad(y, (side, cfg.n_fft - hop - side))
-    coeffs = librosa.feature.mfcc(
-        y=y,
-        sr=cfg.sample_rate,
-        n_mfcc=cfg.n_mfcc,
-        n_fft=cfg.n_fft,
-        hop_length=hop,
-        center=False,
-        n_mels=cfg.n_mels,
-        fmin=cfg.fmin,
-        fmax=min(cfg.fmax, cfg.sample_rate / 2),
-    )
+    power = np.abs(librosa.stft(y, n_fft=cfg.n_fft, hop_length=hop, center=False)) ** 2
+    log_mel = librosa.power_to_db(_mel_basis(cfg) @ power)
+    coeffs = librosa.feature.mfcc(S=log_mel, n_mfcc=cfg.n_mfcc)
     feats = coeffs.T[: cfg.n_frames].astype(np.float32)
     return normalize(feats)
+
+
+def _mel_basis(cfg: AudioConfig) -> np.ndarray:
+    return _mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, min(cfg.fmax, cfg.sample_rate / 2))
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    # Built once per setting: librosa.feature.mfcc(y=...) rebuilds it for every clip,
+    # which costs about as much as the STFT itself.
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
 
 
 def normalize(feats: np.ndarray) -> np.ndarray:

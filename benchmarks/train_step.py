@@ -1,0 +1,122 @@
+"""Training-step throughput of the spec's model with a GPT-2-small-sized backbone.
+
+Prints, for batch 16: FLOPs of one step (forward + backward) in the frozen phase (all
+blocks frozen, epochs 1-4) and the unfrozen phase (blocks 0-2 trainable, epochs 15+),
+seconds per step, achieved FLOP/s, the ratio to this machine's fp32 matrix-multiply peak
+measured in the same run, the share of step time spent producing batches, and the
+implied seconds per epoch at ESC-50 size (1600 training clips).
+
+    python benchmarks/train_step.py [--steps 10] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+
+from audiogpt2.config import Config
+from audiogpt2.model import build_model
+from audiogpt2.preprocess import FeatureCache
+from audiogpt2.train import TrainingSet, configure_optimizer
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / min(times)
+
+
+def fake_cache(rows: int, config: Config) -> FeatureCache:
+    feats = torch.randn(rows, config.audio.n_frames, config.audio.n_mfcc)
+    return FeatureCache(
+        features=feats,
+        row_clip=torch.arange(rows),
+        row_variant=torch.zeros(rows, dtype=torch.long),
+        labels=torch.randint(0, 50, (rows,)),
+        folds=torch.ones(rows, dtype=torch.long),
+        groups=[str(i) for i in range(rows)],
+        names=[str(i) for i in range(rows)],
+        classes=[str(i) for i in range(50)],
+        failed=[],
+        key="",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = Config()
+    torch.manual_seed(0)
+    model, _ = build_model(config.model, config.audio, pretrained=False, num_classes=50)
+    optimizer = configure_optimizer(model, config)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    bs = config.train.batch_size
+
+    cache = fake_cache(bs * (args.steps + 2), config)
+    loader = DataLoader(TrainingSet(cache, np.arange(len(cache.labels)), config.augment, 0), batch_size=bs)
+    t = time.perf_counter()
+    batches = list(loader)
+    load_s = (time.perf_counter() - t) / len(batches)
+
+    peak = matmul_peak()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"fp32 matmul peak (2048^3, best of 10): {peak / 1e9:.1f} GFLOP/s")
+
+    def step(x, y):
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for phase, blocks in (("frozen (epochs 1-4)", []), ("unfrozen blocks 0-2 (epochs 15+)", [0, 1, 2])):
+        model.train()
+        model.freeze_backbone()
+        for b in blocks:
+            model.unfreeze_block(b)
+        x, y = batches[0]
+        with FlopCounterMode(display=False) as counter:
+            step(x, y)
+        flops = counter.get_total_flops()
+        step(*batches[1])  # warm-up
+        times = []
+        for x, y in batches[2:]:
+            t = time.perf_counter()
+            step(x, y)
+            times.append(time.perf_counter() - t)
+        sec = statistics.median(times)
+        print(f"\n[{phase}] batch {bs}")
+        print(f"  FLOPs per step (fwd+bwd): {flops / 1e9:.1f} GFLOP")
+        print(
+            f"  median step time: {sec * 1000:.0f} ms  ->  {flops / sec / 1e9:.1f} GFLOP/s"
+            f" = {flops / sec / peak:.2f} of the matmul peak"
+        )
+        print(
+            f"  batch production (SpecAugment + collate): {load_s * 1000:.1f} ms"
+            f" = {load_s / (sec + load_s) * 100:.1f}% of step time"
+        )
+        for variants in (0, config.augment.variants):
+            steps = int(np.ceil(1600 * (1 + variants) / bs))
+            print(
+                f"  ESC-50 epoch, 1600 clips x {1 + variants} versions: {steps} steps, "
+                f"{steps * (sec + load_s):.0f} s"
+            )
+
+
+if __name__ == "__main__":
+    main()
