@@ -25,8 +25,9 @@ def tiny_gpt2_dir(tmp_path_factory) -> Path:
 def esc_root(tmp_path_factory) -> Path:
     from audiogpt2.synthetic import make_dataset
 
-    return make_dataset(tmp_path_factory.mktemp("esc") / "ESC-50", n_classes=4,
-                        clips_per_class=10, seconds=1.5, seed=1)
+    return make_dataset(
+        tmp_path_factory.mktemp("esc") / "ESC-50", n_classes=4, clips_per_class=10, seconds=1.5, seed=1
+    )
 
 
 def small_overrides(esc_root: Path, backbone: Path | str, cache: Path) -> dict:

@@ -28,7 +28,7 @@ def test_pitch_shift_stays_within_two_semitones():
 
 def test_time_stretch_changes_duration_of_an_event():
     y = np.zeros(SR * 4, np.float32)
-    y[: SR] = np.sin(2 * np.pi * 800 * np.arange(SR) / SR)
+    y[:SR] = np.sin(2 * np.pi * 800 * np.arange(SR) / SR)
     cfg = AugmentConfig(noise_sigma=0.0, pitch_semitones=0.0, stretch_min=0.8, stretch_max=0.8)
     v = waveform_variant(y, SR, cfg, np.random.default_rng(0))
     active = np.flatnonzero(np.abs(v) > 0.1)

@@ -28,8 +28,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     """The real demo command, shortened: synthetic data -> preprocess -> both arms -> evaluate
     -> predict, with the comparison table and an honest account of the weights."""
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--epochs", "4", "--variants", "0", "--set",
-                 "train.unfreeze={\"2\": 0}"])
+    code = main(
+        ["demo", "--out", str(out), "--epochs", "4", "--variants", "0", "--set", 'train.unfreeze={"2": 0}']
+    )
     text = capsys.readouterr().out
     assert code == 0
     assert "NOT pretrained" in text and "| finetuned |" in text and "| baseline |" in text

@@ -13,8 +13,7 @@ def test_defaults_are_the_spec_numbers():
     assert (c.audio.sample_rate, c.audio.n_mfcc, c.audio.n_frames) == (16000, 40, 100)
     assert (c.augment.freq_mask, c.augment.time_mask, c.augment.noise_sigma) == (5, 10, 0.005)
     assert (c.augment.pitch_semitones, c.augment.stretch_min, c.augment.stretch_max) == (2, 0.8, 1.2)
-    assert (c.train.batch_size, c.train.epochs, c.train.lr_backbone, c.train.lr_head) == (
-        16, 20, 2e-5, 1e-3)
+    assert (c.train.batch_size, c.train.epochs, c.train.lr_backbone, c.train.lr_head) == (16, 20, 2e-5, 1e-3)
     assert (c.train.weight_decay, c.train.plateau_patience, c.train.plateau_factor) == (1e-2, 5, 0.5)
     assert c.train.early_stop_patience == 500
     assert c.train.unfreeze_schedule() == {5: 0, 10: 1, 15: 2}

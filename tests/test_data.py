@@ -36,8 +36,9 @@ def test_esc50_reads_classes_folds_and_groups(esc_root):
 
 
 def test_esc10_subset_and_missing_audio_message(esc_copy):
-    _rewrite_meta(esc_copy, lambda rows: [rows[0]] + [r[:4] + ["False"] + r[5:] for r in rows[1:11]]
-                  + rows[11:])
+    _rewrite_meta(
+        esc_copy, lambda rows: [rows[0]] + [r[:4] + ["False"] + r[5:] for r in rows[1:11]] + rows[11:]
+    )
     assert len(load_esc50(esc_copy, subset="esc10").clips) == 30
     for wav in sorted((esc_copy / "audio").glob("*.wav"))[:25]:
         wav.unlink()

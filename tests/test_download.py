@@ -84,7 +84,7 @@ def test_extraction_refuses_escaping_entries(tmp_path, name):
 def test_extraction_refuses_symlinks(tmp_path):
     archive = tmp_path / "link.zip"
     info = zipfile.ZipInfo("ESC-50-master/audio/link")
-    info.external_attr = (0o120777 << 16)
+    info.external_attr = 0o120777 << 16
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr(info, "/etc/passwd")
     with pytest.raises(DownloadError, match="symbolic links"):

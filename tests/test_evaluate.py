@@ -34,8 +34,7 @@ def test_cv_report_on_a_tiny_real_run(small_config, small_cache, tmp_path):
 
     config = copy.deepcopy(small_config)
     config.train.epochs = 2
-    report = run_cv(config, small_cache, tmp_path / "run", ["finetuned", "baseline"], [1, 2],
-                    progress=False)
+    report = run_cv(config, small_cache, tmp_path / "run", ["finetuned", "baseline"], [1, 2], progress=False)
     text = report.read_text()
     assert "| finetuned | 2 |" in text and "| baseline | 2 |" in text and "±" in text
     data = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -58,8 +57,15 @@ def test_selection_uses_validation_never_test(tmp_path):
         d = tmp_path / name / "fold1" / "baseline"
         d.mkdir(parents=True)
         cm = [[1, 0], [0, 1]]
-        m = {"best_val_acc": val, "accuracy": test, "precision": test, "recall": test, "f1": test,
-             "confusion_matrix": cm, "classes": ["a", "b"]}
+        m = {
+            "best_val_acc": val,
+            "accuracy": test,
+            "precision": test,
+            "recall": test,
+            "f1": test,
+            "confusion_matrix": cm,
+            "classes": ["a", "b"],
+        }
         (d / "metrics.json").write_text(json.dumps(m))
         return tmp_path / name
 

@@ -71,8 +71,9 @@ def test_cnn_only_ablation():
 
 
 def test_generic_blocks_for_a_bert_encoder(tmp_path):
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64)).save_pretrained(tmp_path)
+    BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    ).save_pretrained(tmp_path)
     bb = load_backbone(str(tmp_path), pretrained=True)
     model = AudioClassifier(bb.module, bb.hidden_size, 5)
     assert len(backbone_blocks(bb.module)) == 2

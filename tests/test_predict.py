@@ -11,13 +11,14 @@ from audiogpt2.train import train_arm
 
 @pytest.fixture(scope="module")
 def checkpoint(small_cache, esc_root, tiny_gpt2_dir, tmp_path_factory):
-    from conftest import small_overrides
-
     from audiogpt2.config import load_config
 
+    from conftest import small_overrides
+
     tmp = tmp_path_factory.mktemp("ckpt")
-    config = load_config(overrides={**small_overrides(esc_root, tiny_gpt2_dir, tmp / "c.pt"),
-                                    "train.epochs": 1})
+    config = load_config(
+        overrides={**small_overrides(esc_root, tiny_gpt2_dir, tmp / "c.pt"), "train.epochs": 1}
+    )
     return train_arm(config, small_cache, "finetuned", tmp / "best.pt", progress=False).best_checkpoint
 
 
@@ -55,8 +56,9 @@ def test_cli_reports_and_skips_bad_files(checkpoint, esc_root, tmp_path, capsys)
     text.write_text("hello")
     long = tmp_path / "long.flac"
     sf.write(long, np.zeros(16000 * 11, np.float32), 16000)
-    code = main(["predict", str(checkpoint), str(good), str(bad), str(text), str(long),
-                 "--json", "--timeline"])
+    code = main(
+        ["predict", str(checkpoint), str(good), str(bad), str(text), str(long), "--json", "--timeline"]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert [p["file"] for p in out["predictions"]] == [str(good), str(long)]

@@ -3,11 +3,12 @@ import shutil
 import numpy as np
 import soundfile as sf
 import torch
-from conftest import small_overrides
 
 from audiogpt2.config import load_config
 from audiogpt2.data import split_clips
 from audiogpt2.preprocess import load_cache, preprocess
+
+from conftest import small_overrides
 
 
 def test_cache_holds_clips_and_variants_and_loads_without_code(small_config):
@@ -33,8 +34,9 @@ def test_no_variant_of_a_held_out_clip_enters_training(small_cache):
     assert (c.row_variant[val_rows] == 0).all()
 
 
-def test_cache_is_reused_then_rebuilt_when_settings_or_files_change(esc_root, tiny_gpt2_dir, tmp_path,
-                                                                     capsys):
+def test_cache_is_reused_then_rebuilt_when_settings_or_files_change(
+    esc_root, tiny_gpt2_dir, tmp_path, capsys
+):
     root = tmp_path / "ESC-50"
     shutil.copytree(esc_root, root)
     over = small_overrides(root, tiny_gpt2_dir, tmp_path / "c.pt")
@@ -69,7 +71,9 @@ def test_bad_audio_is_reported_and_skipped(esc_root, tiny_gpt2_dir, tmp_path, ca
 def test_parallel_matches_sequential(esc_root, tiny_gpt2_dir, tmp_path):
     over = small_overrides(esc_root, tiny_gpt2_dir, tmp_path / "a.pt")
     seq = preprocess(load_config(overrides=over), progress=False)
-    par = preprocess(load_config(overrides={**over, "data.workers": 2,
-                                            "data.cache": str(tmp_path / "b.pt")}), progress=False)
+    par = preprocess(
+        load_config(overrides={**over, "data.workers": 2, "data.cache": str(tmp_path / "b.pt")}),
+        progress=False,
+    )
     assert seq.names == par.names
     torch.testing.assert_close(seq.features, par.features)

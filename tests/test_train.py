@@ -27,8 +27,7 @@ def _snapshots(config, cache, tmp_path, arm="finetuned", **kwargs):
     return result, states
 
 
-def test_cnn_trains_and_frozen_blocks_stay_frozen_until_their_epoch(small_config, small_cache,
-                                                                    tmp_path):
+def test_cnn_trains_and_frozen_blocks_stay_frozen_until_their_epoch(small_config, small_cache, tmp_path):
     init = _initial_model(small_config, small_cache).state_dict()
     result, states = _snapshots(small_config, small_cache, tmp_path)
     after1 = states[1]["model"]
@@ -54,12 +53,12 @@ def test_cnn_trains_and_frozen_blocks_stay_frozen_until_their_epoch(small_config
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
-def test_optimizer_and_scheduler_are_built_once_and_keep_state(small_config, small_cache, tmp_path,
-                                                               monkeypatch):
+def test_optimizer_and_scheduler_are_built_once_and_keep_state(
+    small_config, small_cache, tmp_path, monkeypatch
+):
     calls = []
     original = train_mod.configure_optimizer
-    monkeypatch.setattr(train_mod, "configure_optimizer",
-                        lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(train_mod, "configure_optimizer", lambda *a: calls.append(1) or original(*a))
     _, states = _snapshots(small_config, small_cache, tmp_path)
     assert len(calls) == 1
     opt = states[3]["optimizer"]
@@ -79,8 +78,7 @@ def test_same_seed_gives_identical_metrics(small_config, small_cache, tmp_path):
 
 
 def test_resume_after_interruption_matches_uninterrupted(small_config, small_cache, tmp_path):
-    full = train_arm(small_config, small_cache, "finetuned", tmp_path / "full" / "best.pt",
-                     progress=False)
+    full = train_arm(small_config, small_cache, "finetuned", tmp_path / "full" / "best.pt", progress=False)
 
     def crash(epoch, record):
         if epoch == 2:

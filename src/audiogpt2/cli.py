@@ -220,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
         from audiogpt2.experiment import evaluate_arms, train_arms
 
         train_arms(config, cache, args.arms, resume=args.resume)
-        evaluate_arms(config, cache, args.arms)
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 evaluates once
+            evaluate_arms(config, cache, args.arms)
     elif args.command == "evaluate":
         from audiogpt2.experiment import evaluate_arms
 

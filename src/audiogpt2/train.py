@@ -121,6 +121,10 @@ def _sync_gradients(model: nn.Module, world: int) -> None:
             p.grad /= world
 
 
+def _silent(*_: Any) -> None:
+    pass
+
+
 def checkpoint_paths(best: Path) -> tuple[Path, Path]:
     """(last-epoch checkpoint, history JSON) stored beside ``best``."""
     return best.with_name(best.stem + ".last.pt"), best.with_name(best.stem + ".history.json")
@@ -170,6 +174,8 @@ def train_arm(
         raise ValueError(f"unknown arm {arm!r}; use one of {ARMS}")
     t = config.train
     rank, world = _distributed()
+    if rank:
+        log = _silent  # one voice: rank 0 prints and writes
     if t.threads:
         torch.set_num_threads(t.threads)
     device = select_device(t.device)
@@ -224,6 +230,8 @@ def train_arm(
     )
     if rank == 0:
         write_config(config, best_path.parent)
+        for stale in best_path.parent.glob(f".{best_path.stem}*.tmp"):
+            stale.unlink()  # left by a run killed mid-write; never trusted, now removed
     loss_fn = nn.CrossEntropyLoss()
     use_amp = t.amp and device.type == "cuda"
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=t.seed)
@@ -260,6 +268,9 @@ def train_arm(
         if world > 1:
             for buf in model.buffers():  # BatchNorm statistics: rank 0's are kept
                 dist.broadcast(buf, 0)
+            totals = torch.tensor([total_loss, correct, seen], dtype=torch.float64)
+            dist.all_reduce(totals)  # epoch metrics over all ranks' shards
+            total_loss, correct, seen = totals[0].item(), int(totals[1]), int(totals[2])
         probs = predict_proba(model, cache.features[val_rows], config.augment, device, t.batch_size)
         val_labels = cache.labels[cache.row_clip[torch.as_tensor(val_rows)]].numpy()
         val_acc = float((probs.argmax(1) == val_labels).mean())

@@ -1,0 +1,172 @@
+"""Bad input gets a reported skip, crashes lose nothing."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import soundfile as sf
+
+from audiogpt2.cli import main
+from audiogpt2.config import load_config
+from audiogpt2.io import safe_torch_load
+from audiogpt2.preprocess import preprocess
+
+from conftest import small_overrides
+
+SR = 16000
+
+
+def _tone(seconds, sr=SR, channels=1):
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.3 * np.sin(2 * np.pi * 440 * t)
+    return np.repeat(y[:, None], channels, axis=1) if channels > 1 else y
+
+
+def test_odd_and_broken_audio_in_a_manifest(tmp_path, tiny_gpt2_dir, capsys):
+    d = tmp_path / "clips"
+    d.mkdir()
+    good = {
+        "pcm8.wav": (_tone(1), SR, "PCM_U8"),
+        "pcm24.wav": (_tone(1), SR, "PCM_24"),
+        "float.wav": (_tone(1), SR, "FLOAT"),
+        "khz8.wav": (_tone(1, 8000), 8000, "PCM_16"),
+        "khz96.wav": (_tone(1, 96000), 96000, "PCM_16"),
+        "six.wav": (_tone(1, channels=6), SR, "PCM_16"),
+        "silence.wav": (np.zeros(SR), SR, "PCM_16"),
+        "short.wav": (_tone(0.2), SR, "PCM_16"),
+        "clip.flac": (_tone(6), SR, "PCM_16"),
+    }
+    for name, (y, sr, subtype) in good.items():
+        sf.write(d / name, y, sr, subtype=subtype)
+    nan = _tone(1).astype(np.float32)
+    nan[100] = np.nan
+    sf.write(d / "nan.wav", nan, SR, subtype="FLOAT")
+    full = d / "full.wav"
+    sf.write(full, _tone(1), SR)
+    (d / "truncated.wav").write_bytes(full.read_bytes()[:30])
+    (d / "empty.wav").write_bytes(b"")
+    (d / "random.wav").write_bytes(os.urandom(2000))
+    (d / "text.wav").write_text("not audio at all")
+    bad = ["nan.wav", "truncated.wav", "empty.wav", "random.wav", "text.wav"]
+    rows = [f"clips/{n},{'a' if i % 2 else 'b'}" for i, n in enumerate([*good, *bad])]
+    (tmp_path / "m.csv").write_text(
+        "path,label,fold\n" + "\n".join(f"{r},{i % 5 + 1}" for i, r in enumerate(rows)) + "\n"
+    )
+    over = small_overrides(tmp_path / "m.csv", tiny_gpt2_dir, tmp_path / "c.pt")
+    cache = preprocess(load_config(overrides=over))
+    out = capsys.readouterr()
+    assert sorted(n for n, _ in cache.failed) == sorted(f"clips/{b}" for b in bad)
+    assert all(reason for _, reason in cache.failed)
+    assert "NaN" in dict(cache.failed)["clips/nan.wav"]
+    assert f"5 of {len(rows)} clips skipped" in out.out
+    assert np.isfinite(cache.features.numpy()).all() and len(cache.labels) == len(good)
+
+
+def _train_cmd(esc_root, tiny_gpt2_dir, tmp_path, epochs, resume=False):
+    cmd = [
+        sys.executable,
+        "-m",
+        "audiogpt2",
+        "train",
+        "--data",
+        str(esc_root),
+        "--backbone",
+        str(tiny_gpt2_dir),
+        "--epochs",
+        str(epochs),
+        "--variants",
+        "0",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--arms",
+        "finetuned",
+        "--cache",
+        str(tmp_path / "c.pt"),
+        "--set",
+        f"paths.finetuned_checkpoint={tmp_path}/m/best.pt",
+        "--set",
+        f"paths.notebooks={tmp_path}/nb",
+    ]
+    return cmd + (["--resume"] if resume else [])
+
+
+def test_sigkill_mid_training_then_resume_loses_no_epoch(esc_root, tiny_gpt2_dir, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    last = tmp_path / "m" / "best.last.pt"
+    proc = subprocess.Popen(
+        _train_cmd(esc_root, tiny_gpt2_dir, tmp_path, 60),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and not last.exists():
+        time.sleep(0.2)
+    time.sleep(1.0)  # now somewhere inside a later epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = safe_torch_load(last)
+    done_epochs = state["epoch"]
+    assert 1 <= done_epochs < 60
+    assert safe_torch_load(tmp_path / "m" / "best.pt")["epoch"] <= done_epochs  # complete file
+    resumed = subprocess.run(
+        _train_cmd(esc_root, tiny_gpt2_dir, tmp_path, done_epochs + 1, True),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"after epoch {done_epochs}" in resumed.stdout
+    assert f"Epoch {done_epochs + 1}/{done_epochs + 1}" in resumed.stdout
+    assert "Epoch 1/" not in resumed.stdout
+    assert safe_torch_load(last)["epoch"] == done_epochs + 1
+    assert not list((tmp_path / "m").glob("*.tmp"))
+
+
+def test_killed_preprocessing_leaves_no_cache_that_is_trusted(esc_root, tiny_gpt2_dir, tmp_path):
+    cache = tmp_path / "c.pt"
+    cmd = [
+        sys.executable,
+        "-m",
+        "audiogpt2",
+        "preprocess",
+        "--data",
+        str(esc_root),
+        "--cache",
+        str(cache),
+        "--workers",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not cache.exists() or safe_torch_load(cache)["format"] == "audiogpt2-cache-v1"
+    cache.write_bytes(b"half a file")  # a torn file from some other crash is not trusted
+    config = load_config(overrides=small_overrides(esc_root, tiny_gpt2_dir, cache))
+    assert len(preprocess(config, progress=False).labels) == 40
+
+
+def test_ten_minute_file_and_non_utf8_name_in_predict(tmp_path, small_cache, esc_root, tiny_gpt2_dir, capsys):
+    from audiogpt2.train import train_arm
+
+    config = load_config(
+        overrides={**small_overrides(esc_root, tiny_gpt2_dir, tmp_path / "c.pt"), "train.epochs": 1}
+    )
+    ckpt = train_arm(
+        config, small_cache, "finetuned", tmp_path / "m" / "best.pt", progress=False
+    ).best_checkpoint
+    d = tmp_path / "in"
+    d.mkdir()
+    sf.write(d / "long.wav", np.zeros(SR * 600, np.float32) + 0.01, SR)
+    odd = os.fsdecode(b"caf\xe9.wav")
+    sf.write(os.path.join(d, odd), _tone(1), SR)
+    assert main(["predict", str(ckpt), str(d), "--top-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 2 and "long.wav" in out
