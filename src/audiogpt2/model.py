@@ -66,12 +66,12 @@ def backbone_config(name: str) -> Any:
     network (``GPT2Config()`` is exactly GPT-2 small: 12 layers, 768 wide, 12 heads)."""
     from transformers import AutoConfig, GPT2Config
 
+    if name == "gpt2":
+        return GPT2Config()  # no network round-trip (and no retry delay) when offline
     path = resolve_backbone_path(name)
     try:
         return AutoConfig.from_pretrained(path, local_files_only=_offline())
     except (OSError, ValueError) as exc:
-        if name == "gpt2":
-            return GPT2Config()
         raise _unavailable(name, exc) from exc
 
 

@@ -97,9 +97,11 @@ def _work(job: tuple[int, str, str, AudioConfig, AugmentConfig, int]):
 
 
 def _init_worker() -> None:
-    # One process per core already; nested BLAS/numba threads would only oversubscribe.
+    # One process per core already; nested BLAS/OpenMP threads would only oversubscribe.
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
+    threadpool_limits(1)
 
 
 def build_cache(
