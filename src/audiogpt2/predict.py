@@ -17,7 +17,7 @@ import torch
 from audiogpt2.audio import AudioError, load_audio, prepare_waveform
 from audiogpt2.data import AUDIO_EXTENSIONS
 from audiogpt2.evaluate import predict_proba
-from audiogpt2.features import mfcc
+from audiogpt2.features import limit_blas_threads, mfcc
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Prediction:
 
 class Classifier:
     def __init__(self, model: torch.nn.Module, state: dict[str, Any], device: str = "cpu") -> None:
+        limit_blas_threads()
         self.model = model.to(device).eval()
         self.state = state
         self.config = state["config_obj"]
