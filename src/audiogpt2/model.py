@@ -78,7 +78,7 @@ def backbone_config(name: str) -> Any:
 def load_backbone(name: str, pretrained: bool, hidden_if_none: int = 768) -> Backbone:
     """``none`` -> no transformer; otherwise the HF model for ``name`` (id or local dir),
     with pretrained weights or with the same config randomly initialised."""
-    from transformers import AutoModel
+    from transformers import AutoConfig, AutoModel
     from transformers.utils import logging as hf_logging
 
     if name == "none":
@@ -89,12 +89,13 @@ def load_backbone(name: str, pretrained: bool, hidden_if_none: int = 768) -> Bac
     try:
         if pretrained:
             try:
-                module = AutoModel.from_pretrained(path, local_files_only=_offline())
+                config = _fast_config(AutoConfig.from_pretrained(path, local_files_only=_offline()))
+                module = AutoModel.from_pretrained(path, config=config, local_files_only=_offline())
             except (OSError, ValueError) as exc:
                 raise _unavailable(name, exc) from exc
             source = f"pretrained weights from {path}"
         else:
-            module = AutoModel.from_config(backbone_config(name))
+            module = AutoModel.from_config(_fast_config(backbone_config(name)))
             source = f"random initialisation (config of {name})"
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -113,6 +114,15 @@ def backbone_from_config_json(config_json: str) -> nn.Module | None:
     module = AutoModel.from_config(config)
     _disable_pooler(module)
     return module
+
+
+def _fast_config(config: Any) -> Any:
+    # GPT-2's "gelu_new" is the tanh approximation of GELU written as five elementwise ops;
+    # "gelu_pytorch_tanh" is the same formula as one fused kernel (about 10% of a CPU
+    # training step saved). The weights and the function are unchanged.
+    if getattr(config, "activation_function", None) == "gelu_new":
+        config.activation_function = "gelu_pytorch_tanh"
+    return config
 
 
 def _disable_pooler(module: nn.Module) -> None:
