@@ -48,6 +48,15 @@ def test_cv_report_on_a_tiny_real_run(small_config, small_cache, tmp_path):
     # rebuilt from saved outputs, no retraining, same numbers
     (tmp_path / "run" / "report.md").unlink()
     assert build_report(tmp_path / "run").read_text() == text
+    from audiogpt2.report import update_summary
+
+    doc = tmp_path / "results.md"
+    doc.write_text("# Results\n<!-- results:begin -->\nold\n<!-- results:end -->\nprose\n")
+    update_summary(doc, [tmp_path / "run"])
+    summary = doc.read_text()
+    mean = data["arms"]["baseline"]["accuracy"]["mean"]
+    assert "old" not in summary and summary.endswith("prose\n")
+    assert f"| run | baseline | random initialisation" in summary and f"{mean:.3f} ±" in summary
 
 
 def test_selection_uses_validation_never_test(tmp_path):

@@ -125,8 +125,13 @@ def build_parser() -> Parser:
     p.add_argument("--out", help="output folder (default <paths.runs>/<name>)")
     p.add_argument("--restart", action="store_true", help="ignore finished folds and checkpoints")
 
-    p = sub.add_parser("report", help="rebuild a cv report from saved outputs")
-    p.add_argument("run_dir", help="folder written by `audiogpt2 cv`")
+    p = sub.add_parser("report", help="rebuild cv reports from saved outputs, without training")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by `audiogpt2 cv`")
+    p.add_argument(
+        "--summary",
+        metavar="FILE.md",
+        help="also write one table of all runs between the results markers of this file",
+    )
 
     p = sub.add_parser("select", help="per fold and arm, pick the run with the best validation accuracy")
     p.add_argument("run_dirs", nargs="+", help="cv folders of the same experiment at different settings")
@@ -192,9 +197,12 @@ def run(args: argparse.Namespace) -> int:
         run_demo(args.out, cli_overrides(args))
         return 0
     if args.command == "report":
-        from audiogpt2.report import build_report
+        from audiogpt2.report import build_report, update_summary
 
-        print(f"Report written to {build_report(args.run_dir)}")
+        for run_dir in args.run_dirs:
+            print(f"Report written to {build_report(run_dir)}")
+        if args.summary:
+            print(f"Summary table written to {update_summary(args.summary, args.run_dirs)}")
         return 0
     if args.command == "select":
         from audiogpt2.report import select_by_validation

@@ -209,3 +209,34 @@ def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Pat
         vals = ", ".join(f"{Path(d).name}: {v:.3f}" for d, v in c["val_acc"].items())
         lines.append(f"| {c['arm']} | {c['fold']} | {Path(c['chosen']).name} | {vals} |")
     return atomic_write_text(report, report.read_text() + "\n".join(lines) + "\n")
+
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def summary_table(run_dirs: list[str | Path]) -> str:
+    """One markdown row per experiment and arm, from each run's saved outputs."""
+    lines = [
+        "| experiment | arm | weights | folds | accuracy | F1 (weighted) | train time |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run_dir in run_dirs:
+        for arm, folds in collect(run_dir).items():
+            s = summarise(folds)
+            source = folds[s["folds"][0]]["metrics"].get("backbone_source", "")
+            lines.append(
+                f"| {Path(run_dir).name} | {arm} | {source} | {','.join(map(str, s['folds']))} | "
+                f"{_fmt(s['accuracy'])} | {_fmt(s['f1'])} | {s['train_seconds'] / 60:.0f} min |"
+            )
+    return "\n".join(lines)
+
+
+def update_summary(document: str | Path, run_dirs: list[str | Path]) -> Path:
+    """Replace the table between the results markers of ``document`` (created if absent)."""
+    document = Path(document)
+    text = document.read_text() if document.is_file() else f"{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{document} lacks the markers {BEGIN} ... {END}")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return atomic_write_text(document, f"{head}{BEGIN}\n{summary_table(run_dirs)}\n{END}{tail}")
