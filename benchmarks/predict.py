@@ -29,7 +29,7 @@ from audiogpt2.train import CHECKPOINT_FORMAT
 
 def write_checkpoint(path: Path) -> None:
     config = Config()
-    model, backbone = build_model(config.model, config.audio, pretrained=False, num_classes=50)
+    model, backbone = build_model(config.model, config.audio, False, config.model.num_classes)
     atomic_torch_save(
         {
             "format": CHECKPOINT_FORMAT,

@@ -63,7 +63,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     config = Config()
     torch.manual_seed(0)
-    model, _ = build_model(config.model, config.audio, pretrained=False, num_classes=50)
+    model, _ = build_model(config.model, config.audio, False, config.model.num_classes)
     optimizer = configure_optimizer(model, config)
     loss_fn = torch.nn.CrossEntropyLoss()
     bs = config.train.batch_size

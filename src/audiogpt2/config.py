@@ -121,6 +121,9 @@ class ModelConfig:
     backbone: str = "gpt2"
     pooling: str = "mean"  # how the 25 token outputs become one vector: "mean" or "last"
     head_hidden: int = 256
+    # The spec's 50 (ESC-50). A trained model's output size always follows the dataset's
+    # class list (10 for --subset esc10, yours for a manifest); this value sizes models
+    # built without a dataset, as in benchmarks/.
     num_classes: int = 50
     # Width of the projection when backbone = "none" (GPT-2 small's width, for comparability).
     cnn_only_hidden: int = 768

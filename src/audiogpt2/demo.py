@@ -83,7 +83,8 @@ def run_demo(out: str | Path = "demo_out", overrides: dict | None = None, progre
     clip = sorted((root / "audio").glob("5-*.wav"))[0]
     prediction = Classifier.from_checkpoint(config.paths.finetuned_checkpoint).predict_file(clip)
     label, prob = prediction.top(1)[0]
-    print(f"  {clip.name}: {label} ({prob:.2f})")
+    true = clip.stem.rsplit("-", 1)[-1]
+    print(f"  {clip.name}: predicted {label} ({prob:.2f}); true class {cache.classes[int(true)]}")
     print()
     print("| arm | weights | test accuracy | weighted F1 |")
     print("| --- | --- | --- | --- |")
