@@ -51,11 +51,11 @@ def test_cv_report_on_a_tiny_real_run(small_config, small_cache, tmp_path):
     from audiogpt2.report import update_summary
 
     doc = tmp_path / "results.md"
-    doc.write_text("# Results\n<!-- results:begin -->\nold\n<!-- results:end -->\nprose\n")
+    doc.write_text("# Results\n<!-- results:begin -->\nSTALE ROW\n<!-- results:end -->\nprose\n")
     update_summary(doc, [tmp_path / "run"])
     summary = doc.read_text()
     mean = data["arms"]["baseline"]["accuracy"]["mean"]
-    assert "old" not in summary and summary.endswith("prose\n")
+    assert "STALE ROW" not in summary and summary.endswith("prose\n")
     assert "| run | baseline | random initialisation" in summary and f"{mean:.3f} ±" in summary
 
 

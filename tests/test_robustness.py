@@ -166,7 +166,9 @@ def test_ten_minute_file_and_non_utf8_name_in_predict(tmp_path, small_cache, esc
     d.mkdir()
     sf.write(d / "long.wav", np.zeros(SR * 600, np.float32) + 0.01, SR)
     odd = os.fsdecode(b"caf\xe9.wav")
-    sf.write(os.path.join(d, odd), _tone(1), SR)
+    with open(os.path.join(d, odd), "wb") as handle:
+        sf.write(handle, _tone(1), SR, format="WAV")
+    capsys.readouterr()
     assert main(["predict", str(ckpt), str(d), "--top-k", "1"]) == 0
     out = capsys.readouterr().out
-    assert out.count("\n") == 2 and "long.wav" in out
+    assert out.count("\n") == 2 and "long.wav" in out and "caf\\udce9.wav" in out

@@ -44,7 +44,9 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, target_sr: int) -> n
 def load_audio(path: str | Path, target_sr: int) -> np.ndarray:
     """Read ``path`` (wav, flac, ogg, ... any rate and channel count) as mono at ``target_sr``."""
     try:
-        samples, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        # Opened by Python, not by name: libsndfile cannot open names that are not UTF-8.
+        with open(path, "rb") as handle:
+            samples, sr = sf.read(handle, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
         message = str(exc).split("\n")[0]
         raise AudioError(f"not readable as audio ({message})") from exc

@@ -154,6 +154,7 @@ def build_parser() -> Parser:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from audiogpt2.io import display
     from audiogpt2.predict import Classifier, expand_inputs, predict_paths
 
     clf = Classifier.from_checkpoint(args.checkpoint, args.device)
@@ -164,7 +165,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 {
                     "predictions": [
                         {
-                            "file": str(p),
+                            "file": display(p),
                             "top": [
                                 {"label": label, "probability": prob} for label, prob in r.top(args.top_k)
                             ],
@@ -172,19 +173,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
                         }
                         for p, r in done
                     ],
-                    "skipped": [{"file": str(p), "reason": why} for p, why in skipped],
+                    "skipped": [{"file": display(p), "reason": why} for p, why in skipped],
                 },
                 indent=2,
             )
         )
     else:
         for path, r in done:
-            print(f"{path}: " + ", ".join(f"{label} {prob:.3f}" for label, prob in r.top(args.top_k)))
+            print(
+                f"{display(path)}: " + ", ".join(f"{label} {prob:.3f}" for label, prob in r.top(args.top_k))
+            )
             if args.timeline:
                 for w in r.windows:
                     print(f"  {w['start']:7.2f}-{w['end']:7.2f} s  {w['label']} {w['probability']:.3f}")
         for path, why in skipped:
-            print(f"skipped {path}: {why}", file=sys.stderr)
+            print(f"skipped {display(path)}: {why}", file=sys.stderr)
         if skipped:
             print(f"{len(done)} file(s) classified, {len(skipped)} skipped", file=sys.stderr)
     return 0 if done or not skipped else 1

@@ -79,6 +79,11 @@ def atomic_savefig(fig: Any, path: str | Path, **kwargs: Any) -> Path:
     return Path(path)
 
 
+def display(path: str | Path) -> str:
+    """A path printable on any terminal, even when its bytes are not valid UTF-8."""
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def safe_torch_load(path: str | Path, what: str = "file") -> Any:
     """Load a .pt file without executing code; refuse anything else with a clear message."""
     path = Path(path)
@@ -92,7 +97,7 @@ def safe_torch_load(path: str | Path, what: str = "file") -> Any:
             "when unpickled (only tensors, numbers, strings, lists and dicts are accepted). "
             "Only load checkpoints you created with audiogpt2 or trust."
         ) from exc
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any parse failure means "not a usable file"
         raise UnsafeFileError(
             f"cannot read {what} {path}: the file is truncated or not a PyTorch file ({exc}). Recreate it."
         ) from exc

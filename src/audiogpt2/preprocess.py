@@ -26,8 +26,8 @@ from audiogpt2.audio import AudioError, fix_length, load_audio
 from audiogpt2.augment import waveform_variant
 from audiogpt2.config import AudioConfig, AugmentConfig, Config
 from audiogpt2.data import DatasetIndex, load_dataset
-from audiogpt2.features import mfcc
-from audiogpt2.io import UnsafeFileError, atomic_torch_save, safe_torch_load
+from audiogpt2.features import limit_blas_threads, mfcc
+from audiogpt2.io import UnsafeFileError, atomic_torch_save, display, safe_torch_load
 
 CACHE_FORMAT = "audiogpt2-cache-v1"
 
@@ -114,6 +114,7 @@ def build_cache(
 ) -> FeatureCache:
     """Compute features for every clip in parallel; unreadable clips are reported, not fatal."""
     workers = workers or os.cpu_count() or 1
+    limit_blas_threads()  # bit-identical features in every process (see limit_blas_threads)
     n_var = 1 + aug.variants
     n = len(index.clips)
     feats = np.zeros((n, n_var, audio.n_frames, audio.n_mfcc), dtype=np.float32)
@@ -134,7 +135,7 @@ def build_cache(
                 feats[i], ok[i] = arr, True
             else:
                 failed.append([index.clips[i].name, err])
-                tqdm.write(f"skipped {index.clips[i].name}: {err}")
+                tqdm.write(f"skipped {display(index.clips[i].name)}: {err}")
             bar.update()
     finally:
         bar.close()
