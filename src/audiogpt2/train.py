@@ -299,31 +299,20 @@ def train_arm(
         else:
             stale += 1
         if rank == 0:
-            if improved:
-                atomic_torch_save(
-                    _checkpoint(
-                        model,
-                        config,
-                        arm,
-                        cache.classes,
-                        backbone,
-                        epoch,
-                        {"val_acc": val_acc, "val_loss": val_loss},
-                        config.data.test_fold,
-                    ),
-                    best_path,
-                )
-                log(f"Best Model Updated: Acc={val_acc:.4f}")
-            last = _checkpoint(
+            state = _checkpoint(
                 model,
                 config,
                 arm,
                 cache.classes,
                 backbone,
                 epoch,
-                {"val_acc": val_acc},
+                {"val_acc": val_acc, "val_loss": val_loss},
                 config.data.test_fold,
             )
+            if improved:
+                atomic_torch_save(state, best_path)
+                log(f"Best Model Updated: Acc={val_acc:.4f}")
+            last = dict(state)
             last.update(
                 optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict(),
