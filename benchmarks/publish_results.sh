@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Copy the small outputs of finished runs (metrics, curves, config; no checkpoints) from
+# Copy the small outputs of finished folds (metrics, curves, config; no checkpoints) from
 # runs/ into docs/results/, then rebuild every report and the table in docs/results.md.
 set -euo pipefail
+published=()
 for run in runs/esc10-*/; do
   name=$(basename "$run")
-  for f in "$run"config.toml "$run"selection.json "$run"fold*/*/metrics.json "$run"fold*/*/best.history.json; do
-    [ -f "$f" ] || continue
-    dest="docs/results/$name/${f#"$run"}"
-    mkdir -p "$(dirname "$dest")"
-    cp "$f" "$dest"
+  found=0
+  for metrics in "$run"fold*/*/metrics.json; do
+    [ -f "$metrics" ] || continue
+    found=1
+    dir=$(dirname "$metrics")
+    dest="docs/results/$name/${dir#"$run"}"
+    mkdir -p "$dest"
+    cp "$metrics" "$dest/"
+    [ -f "$dir/best.history.json" ] && cp "$dir/best.history.json" "$dest/"
   done
+  [ "$found" = 1 ] || continue
+  for f in config.toml selection.json; do
+    [ -f "$run$f" ] && cp "$run$f" "docs/results/$name/"
+  done
+  published+=("docs/results/$name")
 done
-audiogpt2 report docs/results/*/ --summary docs/results.md
+audiogpt2 report "${published[@]}" --summary docs/results.md

@@ -56,7 +56,7 @@ def test_cv_report_on_a_tiny_real_run(small_config, small_cache, tmp_path):
     summary = doc.read_text()
     mean = data["arms"]["baseline"]["accuracy"]["mean"]
     assert "STALE ROW" not in summary and summary.endswith("prose\n")
-    assert "| run | baseline | random initialisation" in summary and f"{mean:.3f} ±" in summary
+    assert "| run | baseline | random init " in summary and f"{mean:.3f} ±" in summary
 
 
 def test_selection_uses_validation_never_test(tmp_path):

@@ -214,6 +214,18 @@ def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Pat
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
+def _weights(run_dir: str | Path, source: str) -> str:
+    """Short account of a run's starting weights: pretrained / random init, and which."""
+    from audiogpt2.config import tomllib
+
+    config = Path(run_dir) / "config.toml"
+    backbone = tomllib.loads(config.read_text())["model"]["backbone"] if config.is_file() else ""
+    if source.startswith("none"):
+        return "none (CNN only)"
+    kind = "pretrained" if source.startswith("pretrained") else "random init"
+    return f"{kind} {backbone}".strip()
+
+
 def summary_table(run_dirs: list[str | Path]) -> str:
     """One markdown row per experiment and arm, from each run's saved outputs."""
     lines = [
@@ -225,7 +237,8 @@ def summary_table(run_dirs: list[str | Path]) -> str:
             s = summarise(folds)
             source = folds[s["folds"][0]]["metrics"].get("backbone_source", "")
             lines.append(
-                f"| {Path(run_dir).name} | {arm} | {source} | {','.join(map(str, s['folds']))} | "
+                f"| {Path(run_dir).name} | {arm} | {_weights(run_dir, source)} | "
+                f"{','.join(map(str, s['folds']))} | "
                 f"{_fmt(s['accuracy'])} | {_fmt(s['f1'])} | {s['train_seconds'] / 60:.0f} min |"
             )
     return "\n".join(lines)
