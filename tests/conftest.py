@@ -45,6 +45,33 @@ def small_overrides(esc_root: Path, backbone: Path | str, cache: Path) -> dict:
     }
 
 
+def train_cli_args(esc_root: Path, backbone: Path, out: Path, arm: str, best: str, epochs: int) -> list:
+    """``audiogpt2 train`` arguments for one small arm writing under ``out``."""
+    return [
+        "train",
+        "--data",
+        str(esc_root),
+        "--backbone",
+        str(backbone),
+        "--epochs",
+        str(epochs),
+        "--variants",
+        "0",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--arms",
+        arm,
+        "--cache",
+        str(out / "c.pt"),
+        "--set",
+        f"paths.{arm}_checkpoint={out}/m/{best}",
+        "--set",
+        f"paths.notebooks={out}/nb",
+    ]
+
+
 @pytest.fixture()
 def small_config(esc_root, tiny_gpt2_dir, tmp_path):
     from audiogpt2.config import load_config

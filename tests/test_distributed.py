@@ -3,38 +3,12 @@ import os
 import subprocess
 import sys
 
+from conftest import train_cli_args
+
 
 def test_data_parallel_training_with_two_gloo_processes(esc_root, tiny_gpt2_dir, tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "audiogpt2",
-        "train",
-        "--data",
-        str(esc_root),
-        "--backbone",
-        str(tiny_gpt2_dir),
-        "--epochs",
-        "2",
-        "--variants",
-        "0",
-        "--workers",
-        "1",
-        "--threads",
-        "1",
-        "--arms",
-        "baseline",
-        "--cache",
-        str(tmp_path / "c.pt"),
-        "--set",
-        f"paths.baseline_checkpoint={tmp_path}/m/b.pt",
-        "--set",
-        f"paths.notebooks={tmp_path}/nb",
-    ]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "audiogpt2"]
+    cmd += train_cli_args(esc_root, tiny_gpt2_dir, tmp_path, "baseline", "b.pt", epochs=2)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

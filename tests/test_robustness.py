@@ -14,7 +14,7 @@ from audiogpt2.config import load_config
 from audiogpt2.io import safe_torch_load
 from audiogpt2.preprocess import preprocess
 
-from conftest import small_overrides
+from conftest import small_overrides, train_cli_args
 
 SR = 16000
 
@@ -66,33 +66,8 @@ def test_odd_and_broken_audio_in_a_manifest(tmp_path, tiny_gpt2_dir, capsys):
 
 
 def _train_cmd(esc_root, tiny_gpt2_dir, tmp_path, epochs, resume=False):
-    cmd = [
-        sys.executable,
-        "-m",
-        "audiogpt2",
-        "train",
-        "--data",
-        str(esc_root),
-        "--backbone",
-        str(tiny_gpt2_dir),
-        "--epochs",
-        str(epochs),
-        "--variants",
-        "0",
-        "--workers",
-        "1",
-        "--threads",
-        "1",
-        "--arms",
-        "finetuned",
-        "--cache",
-        str(tmp_path / "c.pt"),
-        "--set",
-        f"paths.finetuned_checkpoint={tmp_path}/m/best.pt",
-        "--set",
-        f"paths.notebooks={tmp_path}/nb",
-    ]
-    return cmd + (["--resume"] if resume else [])
+    args = train_cli_args(esc_root, tiny_gpt2_dir, tmp_path, "finetuned", "best.pt", epochs)
+    return [sys.executable, "-m", "audiogpt2", *args] + (["--resume"] if resume else [])
 
 
 def test_sigkill_mid_training_then_resume_loses_no_epoch(esc_root, tiny_gpt2_dir, tmp_path):
