@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from audiogpt2.demo import run_demo
 
-        run_demo(args.out, cli_overrides(args))
+        run_demo(args.out, cli_overrides(args), config_file=args.config)
         return 0
     if args.command == "report":
         from audiogpt2.report import build_report, update_summary

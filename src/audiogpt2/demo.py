@@ -32,7 +32,7 @@ def tiny_gpt2(directory: Path) -> Path:
     return directory
 
 
-def demo_config(out: Path, overrides: dict | None = None) -> Config:
+def demo_config(out: Path, overrides: dict | None = None, config_file: str | None = None) -> Config:
     config = Config()
     apply_overrides(config, DEMO_OVERRIDES)
     apply_overrides(
@@ -47,12 +47,28 @@ def demo_config(out: Path, overrides: dict | None = None) -> Config:
             "paths.notebooks": str(out / "notebooks"),
         },
     )
+    if config_file:
+        from audiogpt2.config import load_config
+
+        file_values = load_config(config_file).to_dict()
+        changed = {
+            f"{section}.{key}": value
+            for section, values in file_values.items()
+            for key, value in values.items()
+            if getattr(getattr(Config(), section), key) != value
+        }
+        apply_overrides(config, changed, source=config_file)
     if overrides:
         apply_overrides(config, overrides, source="command line")
     return config.validate()
 
 
-def run_demo(out: str | Path = "demo_out", overrides: dict | None = None, progress: bool = True) -> dict:
+def run_demo(
+    out: str | Path = "demo_out",
+    overrides: dict | None = None,
+    progress: bool = True,
+    config_file: str | None = None,
+) -> dict:
     from audiogpt2.experiment import evaluate_arms, train_arms
     from audiogpt2.predict import Classifier
     from audiogpt2.preprocess import preprocess
@@ -60,7 +76,7 @@ def run_demo(out: str | Path = "demo_out", overrides: dict | None = None, progre
 
     began = time.time()
     out = Path(out)
-    config = demo_config(out, overrides)
+    config = demo_config(out, overrides, config_file)
     root = Path(config.data.root)
     if not (root / "meta" / "esc50.csv").is_file():
         print(f"[1/5] Writing a synthetic ESC-50-style dataset (10 classes x 40 clips) to {root}")
