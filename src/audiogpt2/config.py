@@ -286,18 +286,22 @@ def apply_overrides(config: Config, overrides: dict[str, Any], source: str = "")
     return config
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The raw tables of a TOML config file; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults, then the TOML file at ``path``, then ``overrides``; validated."""
     config = Config()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-        apply_overrides(config, data, source=str(path))
+        apply_overrides(config, read_config_file(path), source=str(path))
     if overrides:
         apply_overrides(config, overrides, source="command line")
     return config.validate()

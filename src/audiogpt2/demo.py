@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from audiogpt2.config import Config, apply_overrides
+from audiogpt2.config import Config, apply_overrides, read_config_file
 
 # Smaller than the spec so the demo ends in a few minutes on 2 CPU cores; everything else
 # (features, optimiser, learning rates, scheduler, unfreezing mechanics) is the spec's.
@@ -47,17 +47,8 @@ def demo_config(out: Path, overrides: dict | None = None, config_file: str | Non
             "paths.notebooks": str(out / "notebooks"),
         },
     )
-    if config_file:
-        from audiogpt2.config import load_config
-
-        file_values = load_config(config_file).to_dict()
-        changed = {
-            f"{section}.{key}": value
-            for section, values in file_values.items()
-            for key, value in values.items()
-            if getattr(getattr(Config(), section), key) != value
-        }
-        apply_overrides(config, changed, source=config_file)
+    if config_file:  # the usual layering on top of the demo's own settings
+        apply_overrides(config, read_config_file(config_file), source=config_file)
     if overrides:
         apply_overrides(config, overrides, source="command line")
     return config.validate()
