@@ -89,6 +89,8 @@ def test_sigkill_mid_training_then_resume_loses_no_epoch(esc_root, tiny_gpt2_dir
     done_epochs = state["epoch"]
     assert 1 <= done_epochs < 60
     assert safe_torch_load(tmp_path / "m" / "best.pt")["epoch"] <= done_epochs  # complete file
+    # A kill during a checkpoint write leaves a temp file; make sure that case is always exercised.
+    (tmp_path / "m" / ".best.last.pt.killed.tmp").write_bytes(b"torn write")
     resumed = subprocess.run(
         _train_cmd(esc_root, tiny_gpt2_dir, tmp_path, done_epochs + 1, True),
         env=env,

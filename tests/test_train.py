@@ -88,9 +88,16 @@ def test_resume_after_interruption_matches_uninterrupted(small_config, small_cac
     with pytest.raises(KeyboardInterrupt):
         train_arm(small_config, small_cache, "finetuned", path, progress=False, on_epoch_end=crash)
     assert safe_torch_load(checkpoint_paths(path)[0])["epoch"] == 2
+    torn = path.parent / ".best.last.pt.abc123.tmp"  # as a kill during a checkpoint write leaves
+    torn.write_bytes(b"half a checkpoint")
     resumed = train_arm(small_config, small_cache, "finetuned", path, resume=True, progress=False)
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
     assert strip(resumed.history) == strip(full.history)
+    assert not torn.exists()
+    assert (
+        safe_torch_load(checkpoint_paths(path)[0])["stale"]
+        == safe_torch_load(checkpoint_paths(tmp_path / "full" / "best.pt")[0])["stale"]
+    )
     a = safe_torch_load(tmp_path / "full" / "best.pt")["model"]
     b = safe_torch_load(path)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -57,6 +57,15 @@ def _atomic_target(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def remove_torn_writes(path: str | Path) -> list[Path]:
+    """Delete temp files that a run killed mid-write left beside `path`; they are never trusted."""
+    path = Path(path)
+    torn = sorted(path.parent.glob(f".{path.stem}*.tmp"))
+    for leftover in torn:
+        leftover.unlink(missing_ok=True)
+    return torn
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     with _atomic_target(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -26,7 +26,7 @@ from audiogpt2.config import AugmentConfig, Config, config_from_dict, write_conf
 from audiogpt2.data import split_clips
 from audiogpt2.evaluate import predict_proba
 from audiogpt2.features import model_input
-from audiogpt2.io import atomic_torch_save, atomic_write_json, safe_torch_load
+from audiogpt2.io import atomic_torch_save, atomic_write_json, remove_torn_writes, safe_torch_load
 from audiogpt2.model import AudioClassifier, backbone_blocks, build_model
 from audiogpt2.preprocess import FeatureCache
 
@@ -230,8 +230,7 @@ def train_arm(
     )
     if rank == 0:
         write_config(config, best_path.parent)
-        for stale in best_path.parent.glob(f".{best_path.stem}*.tmp"):
-            stale.unlink()  # left by a run killed mid-write; never trusted, now removed
+        remove_torn_writes(best_path)
     loss_fn = nn.CrossEntropyLoss()
     use_amp = t.amp and device.type == "cuda"
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=t.seed)
