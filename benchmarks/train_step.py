@@ -6,7 +6,10 @@ seconds per step, achieved FLOP/s, the ratio to this machine's fp32 matrix-multi
 measured in the same run, the share of step time spent producing batches, and the
 implied seconds per epoch at ESC-50 size (1600 training clips).
 
-    python benchmarks/train_step.py [--steps 10] [--threads N]
+    python benchmarks/train_step.py [--steps 10] [--threads N] [--compile]
+
+--compile times the step under torch.compile (as `train --compile` runs it); FLOPs are
+counted on the eager model, which does the same arithmetic.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--compile", action="store_true", help="time the torch.compile'd step")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -78,8 +82,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"fp32 matmul peak (2048^3, best of 10): {peak / 1e9:.1f} GFLOP/s")
 
-    def step(x, y):
-        loss = loss_fn(model(x), y)
+    forward = torch.compile(model) if args.compile else model
+
+    def step(x, y, forward=forward):
+        loss = loss_fn(forward(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -91,16 +97,21 @@ def main() -> None:
             model.unfreeze_block(b)
         x, y = batches[0]
         with FlopCounterMode(display=False) as counter:
-            step(x, y)
+            step(x, y, forward=model)
         flops = counter.get_total_flops()
-        step(*batches[1])  # warm-up
+        t = time.perf_counter()
+        step(*batches[1])  # warm-up (and compilation)
+        step(*batches[1])
+        warm_s = time.perf_counter() - t
         times = []
         for x, y in batches[2:]:
             t = time.perf_counter()
             step(x, y)
             times.append(time.perf_counter() - t)
         sec = statistics.median(times)
-        print(f"\n[{phase}] batch {bs}")
+        print(f"\n[{phase}] batch {bs}, {'compiled' if args.compile else 'eager'}")
+        if args.compile:
+            print(f"  compile + 2 warm-up steps: {warm_s:.0f} s")
         print(f"  FLOPs per step (fwd+bwd): {flops / 1e9:.1f} GFLOP")
         print(
             f"  median step time: {sec * 1000:.0f} ms  ->  {flops / sec / 1e9:.1f} GFLOP/s"

@@ -127,3 +127,28 @@ def test_best_checkpoint_rebuilds_offline(small_config, small_cache, tmp_path):
     assert state["classes"] == small_cache.classes and state["epoch"] == r.best_epoch
     assert len(backbone_blocks(model.backbone)) == 3
     assert (tmp_path / "config.toml").is_file()
+
+
+def test_compiled_training_keeps_freezing_and_checkpoint_format(small_config, small_cache, tmp_path):
+    """`train.compile`: unfreezing still takes effect through the compiled graph, checkpoints
+    load like eager ones, and training tracks eager (compiled dropout draws other masks)."""
+    config = copy.deepcopy(small_config)
+    config.train.epochs = 2
+    init = _initial_model(config, small_cache).state_dict()
+    eager = train_arm(config, small_cache, "finetuned", tmp_path / "eager" / "best.pt", progress=False)
+    config.train.compile = True
+    compiled, states = _snapshots(config, small_cache, tmp_path)
+    assert [h["trainable_blocks"] for h in compiled.history] == [[], [0]]
+
+    def block(state, i):
+        return [state[k] for k in state if k.startswith(f"backbone.h.{i}.")]
+
+    def same(a, b):
+        return all(torch.equal(x, y) for x, y in zip(a, b))
+
+    assert same(block(init, 0), block(states[1]["model"], 0))
+    assert not same(block(states[1]["model"], 0), block(states[2]["model"], 0))
+    assert same(block(init, 1), block(states[2]["model"], 1))
+    assert states[2]["model"].keys() == init.keys()  # no "_orig_mod." prefixes
+    for a, b in zip(eager.history, compiled.history):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=0.03)

@@ -30,6 +30,11 @@ CONFIG_FLAGS: dict[str, tuple[str, type, str]] = {
     "--device": ("train.device", str, "auto | cpu | cuda[:N] | mps"),
     "--threads": ("train.threads", int, "torch CPU threads (0 = default)"),
 }
+# Switches that turn a boolean config key on.
+CONFIG_SWITCHES = {
+    "--amp": ("train.amp", "mixed precision on CUDA"),
+    "--compile": ("train.compile", "torch.compile the training step (minutes to compile; faster steps)"),
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -50,14 +55,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     )
     for flag, (key, typ, text) in CONFIG_FLAGS.items():
         g.add_argument(flag, dest=key, type=typ, default=None, help=f"{text} [{key}]")
-    g.add_argument(
-        "--amp",
-        dest="train.amp",
-        action="store_const",
-        const=True,
-        default=None,
-        help="mixed precision on CUDA [train.amp]",
-    )
+    for flag, (key, text) in CONFIG_SWITCHES.items():
+        g.add_argument(flag, dest=key, action="store_const", const=True, default=None, help=f"{text} [{key}]")
 
 
 def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -67,7 +66,7 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if not sep:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         overrides[key.strip()] = value.strip()
-    for key in [*(k for k, _, _ in CONFIG_FLAGS.values()), "train.amp"]:
+    for key in [*(k for k, _, _ in CONFIG_FLAGS.values()), *(k for k, _ in CONFIG_SWITCHES.values())]:
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value

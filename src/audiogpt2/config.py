@@ -152,6 +152,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto = MPS, then CUDA, then CPU
     amp: bool = False  # mixed precision, CUDA only
+    # torch.compile the training forward/backward: fuses the elementwise work between the
+    # matrix products (about 7 % faster steps on 2 CPU cores, more on GPUs) but costs minutes
+    # of compiling plus a recompile at each unfreeze, so it pays off only on long runs.
+    compile: bool = False
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
 
     def validate(self) -> None:

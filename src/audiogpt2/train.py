@@ -198,6 +198,8 @@ def train_arm(
     torch.manual_seed(t.seed)
     model, backbone = build_model(config.model, config.audio, arm == "finetuned", len(cache.classes))
     model.to(device)
+    # Evaluation and checkpoints use `model` itself; only the training step runs compiled.
+    forward = torch.compile(model) if t.compile else model
     optimizer = configure_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", patience=t.plateau_patience, factor=t.plateau_factor
@@ -253,7 +255,7 @@ def train_arm(
         for x, y in bar:
             x, y = x.to(device), y.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = model(x)
+                logits = forward(x)
                 loss = loss_fn(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
