@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from audiogpt2.cli import build_parser, main
-from audiogpt2.config import Config, ConfigError, load_config
+from audiogpt2.config import Config, ConfigError, load_config, read_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +26,9 @@ def test_defaults_are_the_spec_numbers():
 
 def test_seed_toml_reproduces_the_defaults():
     assert load_config(ROOT / "configs" / "seed.toml").to_dict() == Config().to_dict()
+    written = read_config_file(ROOT / "configs" / "seed.toml")
+    for section, values in Config().to_dict().items():  # a complete reference, not a partial one
+        assert written[section].keys() == values.keys(), section
 
 
 def test_layering_default_file_flag(tmp_path):
