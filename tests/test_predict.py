@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from audiogpt2.cli import main
 from audiogpt2.predict import Classifier
@@ -46,6 +47,22 @@ def test_predict_uses_the_preprocessing_features(checkpoint, small_cache, esc_ro
     via_file = clf.predict_file(esc_root / "audio" / name)
     probs = dict(zip(via_file.labels, via_file.probabilities))
     np.testing.assert_allclose([probs[c] for c in clf.classes], via_cache, atol=1e-5)
+
+
+def test_checkpoint_with_token_embeddings_still_loads(checkpoint, tmp_path):
+    """Checkpoints written before the unused token embeddings were dropped carry the full
+    vocabulary matrix; they load and predict exactly like the new format."""
+    from audiogpt2.io import safe_torch_load
+
+    state = safe_torch_load(checkpoint)
+    assert state["model"]["backbone.wte.weight"].numel() == 0
+    state["model"]["backbone.wte.weight"] = torch.randn(50257, 32)
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    y = np.random.default_rng(1).uniform(-0.3, 0.3, 16000 * 5).astype(np.float32)
+    a = Classifier.from_checkpoint(checkpoint).predict(y, 16000)
+    b = Classifier.from_checkpoint(old).predict(y, 16000)
+    assert a.labels == b.labels and a.probabilities == b.probabilities
 
 
 def test_cli_reports_and_skips_bad_files(checkpoint, esc_root, tmp_path, capsys):

@@ -27,7 +27,7 @@ from audiogpt2.data import split_clips
 from audiogpt2.evaluate import predict_proba
 from audiogpt2.features import model_input
 from audiogpt2.io import atomic_torch_save, atomic_write_json, remove_torn_writes, safe_torch_load
-from audiogpt2.model import AudioClassifier, backbone_blocks, build_model
+from audiogpt2.model import AudioClassifier, backbone_blocks, build_model, load_weights
 from audiogpt2.preprocess import FeatureCache
 
 CHECKPOINT_FORMAT = "audiogpt2-checkpoint-v1"
@@ -213,7 +213,7 @@ def train_arm(
                 f"{last_path} belongs to arm {state.get('arm')!r}, test fold "
                 f"{state.get('test_fold')}; not resumable as {arm!r}, fold {config.data.test_fold}"
             )
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history = state["history"]
@@ -351,7 +351,7 @@ def load_checkpoint(path: str | Path) -> tuple[AudioClassifier, dict[str, Any]]:
         config.model.pooling,
         config.model.head_hidden,
     )
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"])
     model.eval()
     state["config_obj"] = config
     return model, state
