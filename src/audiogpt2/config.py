@@ -153,7 +153,7 @@ class TrainConfig:
     device: str = "auto"  # auto = MPS, then CUDA, then CPU
     amp: bool = False  # mixed precision, CUDA only
     # torch.compile the training forward/backward: fuses the elementwise work between the
-    # matrix products. On 2 CPU cores the gain (0-9 % per step) is within run-to-run noise
+    # matrix products. On 2 CPU cores the gain (0-10 % per step) is within run-to-run noise
     # and compiling costs 1-2 minutes plus a recompile at each unfreeze; GPUs gain more.
     compile: bool = False
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
