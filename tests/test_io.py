@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from audiogpt2.io import OutputError, UnsafeFileError, atomic_torch_save, safe_torch_load
+from audiogpt2.io import OutputError, UnsafeFileError, atomic_torch_save, remove_torn_writes, safe_torch_load
 
 
 class Exploit:
@@ -45,3 +45,12 @@ def test_crafted_checkpoint_is_refused_by_predict(tmp_path, capsys):
     torch.save({"model": Exploit()}, path)
     assert main(["predict", str(path), str(tmp_path)]) == 2
     assert "refused" in capsys.readouterr().err
+
+
+def test_remove_torn_writes_deletes_only_this_checkpoints_temp_files(tmp_path):
+    torn = [tmp_path / f".best.{name}.k.tmp" for name in ("pt", "last.pt", "history.json")]
+    kept = [tmp_path / "best.pt", tmp_path / ".other.pt.k4.tmp", tmp_path / "best.tmp"]
+    for path in torn + kept:
+        path.write_bytes(b"x")
+    assert remove_torn_writes(tmp_path / "best.pt") == sorted(torn)
+    assert [p for p in torn + kept if p.exists()] == kept
