@@ -48,6 +48,14 @@ def test_cv_report_on_a_tiny_real_run(small_config, small_cache, tmp_path):
     # rebuilt from saved outputs, no retraining, same numbers
     (tmp_path / "run" / "report.md").unlink()
     assert build_report(tmp_path / "run").read_text() == text
+    # folds run with other settings are named, not hidden behind the first fold's
+    fold2 = tmp_path / "run" / "fold2" / "baseline" / "metrics.json"
+    moved = json.loads(fold2.read_text())
+    moved["hardware"]["torch_threads"] = 7
+    fold2.write_text(json.dumps(moved))
+    baseline_text = build_report(tmp_path / "run").read_text().split("## baseline")[1]
+    assert '"torch_threads": 1' in baseline_text and '"torch_threads": 7, ' in baseline_text
+    assert "(folds 1)" in baseline_text and "(folds 2)" in baseline_text
     from audiogpt2.report import update_summary
 
     doc = tmp_path / "results.md"

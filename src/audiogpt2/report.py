@@ -144,11 +144,16 @@ def build_report(run_dir: str | Path) -> Path:
         curves = plot_curves(arm, folds, run_dir / f"curves_{arm}.png")
         pairs = most_confused(total, classes)
         s["most_confused"] = pairs
-        s["hardware"] = first.get("hardware", {})
+        # Folds may run on different machines or thread counts: name each setting's folds.
+        by_setting: dict[str, list[int]] = {}
+        for fold in s["folds"]:
+            by_setting.setdefault(json.dumps(folds[fold]["metrics"].get("hardware", {})), []).append(fold)
+        s["hardware"] = [{"folds": fs, **json.loads(hw)} for hw, fs in by_setting.items()]
         s["backbone_source"] = first.get("backbone_source")
+        hardware = "; ".join(f"{hw} (folds {', '.join(map(str, fs))})" for hw, fs in by_setting.items())
         lines += [
             "",
-            f"Weights: {s['backbone_source']}. Hardware: {json.dumps(s['hardware'])}",
+            f"Weights: {s['backbone_source']}. Hardware: {hardware}",
             "",
             f"![curves]({curves.name})",
             f"![confusion](confusion_{arm}.png)",
