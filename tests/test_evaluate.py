@@ -41,6 +41,7 @@ def test_cv_report_on_a_tiny_real_run(small_config, small_cache, tmp_path):
     accs = data["arms"]["baseline"]["per_fold"]["accuracy"]
     assert len(accs) == 2 and all(0 <= a <= 1 for a in accs)
     assert abs(data["arms"]["baseline"]["accuracy"]["mean"] - np.mean(accs)) < 1e-12
+    assert abs(data["arms"]["baseline"]["accuracy"]["std"] - abs(accs[0] - accs[1]) / np.sqrt(2)) < 1e-12
     for name in ("curves_finetuned.png", "confusion_baseline.png"):
         assert (tmp_path / "run" / name).stat().st_size > 10_000
     fold_metrics = json.loads((tmp_path / "run" / "fold1" / "baseline" / "metrics.json").read_text())
