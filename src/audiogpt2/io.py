@@ -60,7 +60,7 @@ def _atomic_target(path: str | Path) -> Iterator[Path]:
 def remove_torn_writes(path: str | Path) -> list[Path]:
     """Delete temp files that a run killed mid-write left beside `path`; they are never trusted."""
     path = Path(path)
-    torn = sorted(path.parent.glob(f".{path.stem}*.tmp"))
+    torn = sorted(path.parent.glob(f".{path.stem}.*.tmp"))
     for leftover in torn:
         leftover.unlink(missing_ok=True)
     return torn
