@@ -2,10 +2,10 @@
 # Regenerates the ESC-10 results in docs/results.md (hours on 2 CPU cores; run in the
 # background). Every step resumes where it stopped: rerun the script after an interruption.
 #   bash benchmarks/esc10_results.sh [dataset root]
-# FOLDS_GPT2 limits the slowest step (published: all five folds, as by default). FOLDS_GRID does the same for the learning-rate grid (published: all
-# five folds). Published folds 2-5 of the grid and 2-4 of GPT-2 ran as two jobs side by side with
-# `--threads 1` each (recorded in every report's hardware line); thread count changes
-# float summation order, and over 20 epochs that can move a fold by a few test clips.
+# FOLDS_GPT2 and FOLDS_GRID limit the two slowest steps to some folds (published: all five,
+# as by default). Published folds 2-5 of the grid and 2-4 of GPT-2 ran as two jobs side by
+# side with `--threads 1` each (recorded in every report's hardware line); thread count
+# changes float summation order, and over 20 epochs that can move a fold by a few clips.
 set -euo pipefail
 DATA=${1:-../shared/data/ESC-10}
 COMMON=(--data "$DATA" --subset esc10 --cache data/preprocessed/esc10.pt)
