@@ -20,7 +20,7 @@ import torch
 
 from audiogpt2.config import Config
 from audiogpt2.evaluate import predict_proba
-from audiogpt2.features import mfcc
+from audiogpt2.features import compute_features
 from audiogpt2.io import atomic_torch_save
 from audiogpt2.model import build_model
 from audiogpt2.predict import Classifier
@@ -79,7 +79,7 @@ def main() -> None:
             t0 = time.perf_counter()
             y = load_audio(wav, 16000)
             t1 = time.perf_counter()
-            f = mfcc(y, clf.config.audio)
+            f = compute_features(y, clf.config.audio)
             t2 = time.perf_counter()
             predict_proba(clf.model, f[None], clf.config.augment)
             t3 = time.perf_counter()
@@ -95,7 +95,7 @@ def main() -> None:
         )
 
         feats = np.stack(
-            [mfcc(rng.uniform(-0.3, 0.3, 80000).astype(np.float32), clf.config.audio) for _ in range(64)]
+            [compute_features(rng.uniform(-0.3, 0.3, 80000).astype(np.float32), clf.config.audio) for _ in range(64)]
         )
         for bs in (1, 16, 64):
             predict_proba(clf.model, feats[:bs], clf.config.augment, batch_size=bs)

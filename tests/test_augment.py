@@ -40,3 +40,84 @@ def test_noise_sigma():
     cfg = AugmentConfig(pitch_semitones=0.0, stretch_min=1.0, stretch_max=1.0)
     v = waveform_variant(y, SR, cfg, np.random.default_rng(0))
     assert abs(v.std() - 0.005) < 0.0005
+
+
+def test_time_shift_keeps_length_and_content():
+    from audiogpt2.augment import random_shift, time_shift
+
+    f = np.random.default_rng(0).normal(size=(125, 64)).astype(np.float32)
+    g = time_shift(f, 17)
+    assert g.shape == f.shape and np.allclose(np.sort(g.ravel()), np.sort(f.ravel()))
+    np.testing.assert_array_equal(g[17], f[0])  # a circular shift: nothing is lost
+    cfg = AugmentConfig(time_shift=0.25)
+    shifted = [random_shift(f, cfg, np.random.default_rng(s)) for s in range(8)]
+    assert all(s.shape == f.shape for s in shifted)
+    assert len({s.tobytes() for s in shifted}) > 1  # fresh shifts
+    assert random_shift(f, AugmentConfig(), np.random.default_rng(0)) is f  # off by default
+
+
+def test_tta_shifts_spread_over_the_training_range():
+    from audiogpt2.augment import tta_shifts
+
+    assert tta_shifts(100, AugmentConfig()) == [0]
+    assert tta_shifts(100, AugmentConfig(time_shift=0.2, tta=5)) == [-20, -10, 0, 10, 20]
+
+
+def test_mixup_targets_and_one_lambda_on_both_channels():
+    from audiogpt2.augment import mixup
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(2, 2, 20, 8)).astype(np.float32)
+    for lam in (0.0, 0.3, 1.0):
+        x, target = mixup(a, b, 2, 5, 10, lam)
+        assert target.sum() == np.float32(1.0) and target[2] == np.float32(lam)
+        assert np.allclose(x, lam * a + (1 - lam) * b, atol=1e-6)
+    x, target = mixup(a, b, 4, 4, 10, 0.7)  # same class: one hard target
+    assert target[4] == 1.0
+
+
+def test_mixed_training_rows(small_cache):
+    """Every row of a mixup epoch: soft targets summing to 1 with one lambda in [0, 1] that
+    mixes both channels of two real rows; the draw depends only on (seed, epoch, row)."""
+    from audiogpt2.augment import random_shift
+    from audiogpt2.features import model_input
+    from audiogpt2.train import TrainingSet
+
+    rows = np.arange(len(small_cache.features))
+    aug = AugmentConfig(mixup_alpha=0.4, time_shift=0.1)
+    ds = TrainingSet(small_cache, rows, aug, seed=0)
+    ds.epoch = 3
+    first = ds[0][0].numpy()
+    for i in range(6):
+        x, target = ds[i]
+        assert x.shape[0] == 2 and target.shape == (len(small_cache.classes),)
+        assert torch_sum(target) == np.float32(1.0) and (target >= 0).all() and (target <= 1).all()
+        # Replay the draws: the same lambda must explain both channels.
+        rng = np.random.default_rng([0, 3, i])
+        xa = model_input(random_shift(small_cache.features[i].numpy(), aug, rng), aug, rng)
+        j = int(rng.integers(len(rows)))
+        lam = float(rng.beta(0.4, 0.4))
+        xb = model_input(random_shift(small_cache.features[j].numpy(), aug, rng), aug, rng)
+        assert 0 <= lam <= 1
+        np.testing.assert_allclose(x.numpy(), lam * xa + (1 - lam) * xb, atol=1e-5)
+        np.testing.assert_array_equal(ds[i][0].numpy(), x.numpy())  # same (seed, epoch, row)
+    ds.epoch = 4
+    assert not np.array_equal(ds[0][0].numpy(), first)  # fresh draws every epoch
+
+
+def torch_sum(t):
+    return np.float32(t.sum().item())
+
+
+def test_spec_augment_mask_counts():
+    from audiogpt2.augment import spec_augment
+
+    f = np.ones((100, 40), np.float32)
+    one = AugmentConfig(freq_mask=3, time_mask=3, freq_masks=1, time_masks=1)
+    many = AugmentConfig(freq_mask=3, time_mask=3, freq_masks=4, time_masks=4)
+    def zeros(cfg):
+        return np.mean([(spec_augment(f, cfg, np.random.default_rng(s)) == 0).sum() for s in range(50)])
+
+    assert zeros(many) > 2.5 * zeros(one)
+    none = AugmentConfig(freq_masks=0, time_masks=0)
+    np.testing.assert_array_equal(spec_augment(f, none, np.random.default_rng(0)), f)

@@ -41,6 +41,25 @@ def test_layering_default_file_flag(tmp_path):
     assert c.model.backbone == "minilm"
 
 
+def test_recipe_toml_sets_only_keys_that_differ_and_says_why():
+    recipe = read_config_file(ROOT / "configs" / "recipe.toml")
+    spec = Config().to_dict()
+    lines = (ROOT / "configs" / "recipe.toml").read_text().splitlines()
+    for section, values in recipe.items():
+        for key, value in values.items():
+            assert spec[section][key] != value, f"{section}.{key} equals the spec's value"
+    commented = [line for line in lines if "=" in line and not line.startswith("#")]
+    # every key but the companions of a commented line above it carries a reason
+    assert sum("#" in line for line in commented) >= len(commented) - 2
+    c = load_config(ROOT / "configs" / "recipe.toml")
+    assert (c.audio.features, c.audio.n_frames, c.train.schedule) == ("logmel", 125, "cosine")
+
+
+def test_legacy_n_frames_key_sets_the_hop():
+    c = load_config(overrides={"audio.n_frames": 50})
+    assert (c.audio.hop_length, c.audio.n_frames) == (1600, 50)
+
+
 def test_written_config_round_trips(tmp_path):
     from audiogpt2.config import write_config
 
@@ -59,6 +78,22 @@ def test_written_config_round_trips(tmp_path):
         ({"model.pooling": "max"}, "model.pooling"),
         ({"train.amp": "maybe"}, "train.amp"),
         ({"augment.stretch_min": 2.0}, "stretch_min"),
+        ({"train.lr_head": "nan"}, "train.lr_head"),
+        ({"train.weight_decay": float("nan")}, "train.weight_decay"),
+        ({"audio.clip_seconds": "nan"}, "audio.clip_seconds"),
+        ({"audio.clip_seconds": "inf"}, "audio.clip_seconds"),
+        ({"augment.noise_sigma": "inf"}, "augment.noise_sigma"),
+        ({"augment.stretch_max": float("inf")}, "augment.stretch_max"),
+        ({"audio.n_mfcc": 200}, "audio.n_mfcc"),
+        ({"audio.fmin": 9000, "audio.fmax": 100}, "audio.fmin"),
+        ({"train.threads": -1}, "train.threads"),
+        ({"audio.features": "cqt"}, "audio.features"),
+        ({"audio.hop_length": 777}, "audio.hop_length"),
+        ({"model.cnn_channels": "[64]"}, "model.cnn_channels"),
+        ({"model.cnn_channels": "[8, 8, 8, 8, 8, 8, 8]"}, "model.cnn_channels"),
+        ({"train.schedule": "step"}, "train.schedule"),
+        ({"augment.tta": 3}, "augment.tta"),
+        ({"augment.time_shift": 0.9}, "augment.time_shift"),
     ],
 )
 def test_bad_values_name_the_key(overrides, fragment):

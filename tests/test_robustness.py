@@ -7,11 +7,12 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from audiogpt2.cli import main
 from audiogpt2.config import load_config
-from audiogpt2.io import safe_torch_load
+from audiogpt2.io import OutputError, safe_torch_load
 from audiogpt2.preprocess import preprocess
 
 from conftest import small_overrides, train_cli_args
@@ -125,9 +126,13 @@ def test_killed_preprocessing_leaves_no_cache_that_is_trusted(esc_root, tiny_gpt
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not cache.exists() or safe_torch_load(cache)["format"] == "audiogpt2-cache-v1"
-    cache.write_bytes(b"half a file")  # a torn file from some other crash is not trusted
+    # Our writes are atomic, so a torn file at the cache path is not ours: neither trusted
+    # nor overwritten.
+    cache.write_bytes(b"half a file")
     config = load_config(overrides=small_overrides(esc_root, tiny_gpt2_dir, cache))
-    assert len(preprocess(config, progress=False).labels) == 40
+    with pytest.raises(OutputError, match="refusing to overwrite .*c.pt"):
+        preprocess(config, progress=False)
+    assert cache.read_bytes() == b"half a file"
 
 
 def test_ten_minute_file_and_non_utf8_name_in_predict(tmp_path, small_cache, esc_root, tiny_gpt2_dir, capsys):
@@ -149,3 +154,65 @@ def test_ten_minute_file_and_non_utf8_name_in_predict(tmp_path, small_cache, esc
     assert main(["predict", str(ckpt), str(d), "--top-k", "1"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 2 and "long.wav" in out and "caf\\udce9.wav" in out
+
+
+def _one_epoch_checkpoint(root, backbone, tmp_path):
+    from audiogpt2.train import train_arm
+
+    config = load_config(overrides={**small_overrides(root, backbone, tmp_path / "e.pt"), "train.epochs": 1})
+    cache = preprocess(config, progress=False)
+    result = train_arm(config, cache, "baseline", tmp_path / "m" / "best.pt", progress=False)
+    return config, result.best_checkpoint
+
+
+def test_output_paths_never_overwrite_a_users_file(esc_root, tiny_gpt2_dir, tmp_path, capsys):
+    """`--cache` pointed at the metadata CSV or at a checkpoint: refused, file untouched."""
+    import shutil
+
+    from audiogpt2.train import train_arm
+
+    root = tmp_path / "ESC"
+    shutil.copytree(esc_root, root)
+    csv = root / "meta" / "esc50.csv"
+    before = csv.read_bytes()
+    assert main(["preprocess", "--data", str(root), "--cache", str(csv), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to overwrite" in err and "esc50.csv" in err and len(err.strip().splitlines()) == 1
+    assert csv.read_bytes() == before
+
+    config, ckpt = _one_epoch_checkpoint(root, tiny_gpt2_dir, tmp_path)
+    before = ckpt.read_bytes()
+    assert main(["preprocess", "--data", str(root), "--cache", str(ckpt), "--workers", "1"]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err and ckpt.read_bytes() == before
+
+    notes = tmp_path / "notes.pt"  # a checkpoint path that holds someone else's file
+    notes.write_text("my notes")
+    with pytest.raises(OutputError, match="notes.pt"):
+        train_arm(config, preprocess(config, progress=False), "baseline", notes, progress=False)
+    assert notes.read_text() == "my notes"
+
+
+def test_huge_float_samples_are_skipped_not_nan(tmp_path, esc_root, tiny_gpt2_dir, capsys):
+    """A float WAV of +-1e30: a reasoned skip in preprocess and predict, never NaN output."""
+    import json
+
+    d = tmp_path / "clips"
+    d.mkdir()
+    huge = np.where(np.arange(SR) % 2, 1e30, -1e30).astype(np.float32)
+    sf.write(d / "huge.wav", huge, SR, subtype="FLOAT")
+    for i in range(10):
+        sf.write(d / f"ok{i}.wav", _tone(1), SR)
+    rows = [f"clips/ok{i}.wav,{'ab'[i % 2]},{i % 5 + 1}" for i in range(10)] + ["clips/huge.wav,a,1"]
+    (tmp_path / "m.csv").write_text("path,label,fold\n" + "\n".join(rows) + "\n")
+    over = small_overrides(tmp_path / "m.csv", tiny_gpt2_dir, tmp_path / "c.pt")
+    cache = preprocess(load_config(overrides=over))
+    assert [n for n, _ in cache.failed] == ["clips/huge.wav"] and "not finite" in cache.failed[0][1]
+    assert np.isfinite(cache.features.numpy()).all()
+
+    _, ckpt = _one_epoch_checkpoint(esc_root, tiny_gpt2_dir, tmp_path)
+    capsys.readouterr()
+    assert main(["predict", str(ckpt), str(d / "huge.wav"), str(d / "ok0.wav"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)  # strict JSON: no NaN
+    assert [s["file"] for s in out["skipped"]] == [str(d / "huge.wav")]
+    assert "not finite" in out["skipped"][0]["reason"]
+    assert len(out["predictions"]) == 1

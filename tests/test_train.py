@@ -1,5 +1,6 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,3 +153,101 @@ def test_compiled_training_keeps_freezing_and_checkpoint_format(small_config, sm
     assert states[2]["model"].keys() == init.keys()  # no "_orig_mod." prefixes
     for a, b in zip(eager.history, compiled.history):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=0.03)
+
+
+def test_cosine_schedule_warmup_end_and_last_step():
+    from audiogpt2.config import TrainConfig
+    from audiogpt2.train import make_scheduler
+
+    t = TrainConfig(schedule="cosine", epochs=10, warmup_epochs=2, lr_head=1e-3)
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([{"params": [param], "lr": 1e-3, "name": "head"}])
+    sched = make_scheduler(opt, t, steps_per_epoch=5)  # 50 steps, 10 of warm-up
+    lrs = []
+    for _ in range(50):
+        lrs.append(opt.param_groups[0]["lr"])  # the rate the next step uses
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1e-4)  # 1/10 of the way up
+    assert lrs[9] == pytest.approx(1e-3)  # warm-up ends at the full rate
+    assert max(lrs) == pytest.approx(1e-3)
+    assert lrs[30] == pytest.approx(0.5e-3)  # half-way through the decay
+    assert lrs[49] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 39 / 40)))  # last step
+    assert lrs[49] < 2e-6 and all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+
+
+def _recipe(config):
+    config = copy.deepcopy(config)
+    config.augment.time_shift, config.augment.mixup_alpha, config.augment.tta = 0.2, 0.4, 3
+    config.augment.freq_masks = config.augment.time_masks = 2
+    config.train.schedule, config.train.warmup_epochs = "cosine", 1
+    config.train.label_smoothing, config.train.grad_clip = 0.1, 1.0
+    config.model.dropout = 0.2
+    return config
+
+
+def test_resume_is_exact_with_the_recipe_augmentation(small_config, small_cache, tmp_path):
+    config = _recipe(small_config)
+    full = train_arm(config, small_cache, "finetuned", tmp_path / "full" / "best.pt", progress=False)
+
+    def crash(epoch, record):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "cut" / "best.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_arm(config, small_cache, "finetuned", path, progress=False, on_epoch_end=crash)
+    resumed = train_arm(config, small_cache, "finetuned", path, resume=True, progress=False)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(resumed.history) == strip(full.history)
+    lrs = [r["lr_head"] for r in full.history]
+    assert lrs[0] < lrs[1] and lrs[2] < lrs[1]  # warm-up, then decay, per step
+    a = safe_torch_load(checkpoint_paths(tmp_path / "full" / "best.pt")[0])["model"]
+    b = safe_torch_load(checkpoint_paths(path)[0])["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_diverged_loss_stops_training_and_keeps_the_last_good_checkpoint(
+    small_config, small_cache, tmp_path
+):
+    from audiogpt2.train import TrainingError
+
+    path = tmp_path / "best.pt"
+    config = copy.deepcopy(small_config)
+
+    def poison(epoch, record):  # after epoch 1, make the next forward pass produce NaN
+        if epoch == 1:
+            train_mod.AudioClassifier.forward = lambda self, x: original(self, x) * float("nan")
+
+    original = train_mod.AudioClassifier.forward
+    try:
+        with pytest.raises(TrainingError, match="loss became nan at epoch 2"):
+            train_arm(config, small_cache, "baseline", path, progress=False, on_epoch_end=poison)
+    finally:
+        train_mod.AudioClassifier.forward = original
+    last = safe_torch_load(checkpoint_paths(path)[0])
+    assert last["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+    best = safe_torch_load(path)["model"]
+    assert all(torch.isfinite(v).all() for v in best.values() if v.is_floating_point())
+
+
+def test_resume_refuses_a_checkpoint_of_other_data(small_config, small_cache, tmp_path):
+    from audiogpt2.train import TrainingError
+
+    path = tmp_path / "best.pt"
+    config = copy.deepcopy(small_config)
+    config.train.epochs = 1
+    train_arm(config, small_cache, "baseline", path, progress=False)
+    other = copy.copy(small_cache)
+    other.classes = list(reversed(small_cache.classes))
+    with pytest.raises(TrainingError, match="classes"):
+        train_arm(config, other, "baseline", path, resume=True, progress=False)
+    other = copy.copy(small_cache)
+    other.key = "another dataset"
+    with pytest.raises(TrainingError, match="another dataset"):
+        train_arm(config, other, "baseline", path, resume=True, progress=False)
+    wider = copy.deepcopy(config)
+    wider.model.head_hidden = 32
+    with pytest.raises(TrainingError, match="architecture"):
+        train_arm(wider, small_cache, "baseline", path, resume=True, progress=False)

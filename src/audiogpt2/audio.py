@@ -8,8 +8,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from audiogpt2.errors import AudioGPT2Error
 
-class AudioError(ValueError):
+
+class AudioError(AudioGPT2Error, ValueError):
     """A file that cannot be used as audio; the message says why."""
 
 

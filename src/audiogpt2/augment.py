@@ -32,14 +32,53 @@ def waveform_variant(
 
 
 def spec_augment(feats: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """A copy of (frames, bins) with one frequency mask (<= freq_mask bins) and one time
-    mask (<= time_mask frames) set to 0, the mean of normalised features."""
+    """A copy of (frames, bins) with ``freq_masks`` frequency masks (each <= freq_mask bins)
+    and ``time_masks`` time masks (each <= time_mask frames) set to 0, the mean of
+    normalised features. The spec's setting is one mask of each."""
     out = feats.copy()
     frames, bins = out.shape
-    width = int(rng.integers(0, min(cfg.freq_mask, bins) + 1))
-    start = int(rng.integers(0, bins - width + 1))
-    out[:, start : start + width] = 0.0
-    width = int(rng.integers(0, min(cfg.time_mask, frames) + 1))
-    start = int(rng.integers(0, frames - width + 1))
-    out[start : start + width, :] = 0.0
+    for _ in range(cfg.freq_masks):
+        width = int(rng.integers(0, min(cfg.freq_mask, bins) + 1))
+        start = int(rng.integers(0, bins - width + 1))
+        out[:, start : start + width] = 0.0
+    for _ in range(cfg.time_masks):
+        width = int(rng.integers(0, min(cfg.time_mask, frames) + 1))
+        start = int(rng.integers(0, frames - width + 1))
+        out[start : start + width, :] = 0.0
     return out
+
+
+def max_shift(frames: int, cfg: AugmentConfig) -> int:
+    """The largest time shift in frames, either way."""
+    return int(round(cfg.time_shift * frames))
+
+
+def time_shift(feats: np.ndarray, shift: int) -> np.ndarray:
+    """(frames, bins) rolled by ``shift`` frames along time: same length, nothing lost.
+    A circular shift suits ESC-style clips, whose events can start anywhere."""
+    return np.roll(feats, shift, axis=0) if shift else feats
+
+
+def random_shift(feats: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """A fresh training-time shift of up to +-time_shift of the clip."""
+    limit = max_shift(len(feats), cfg)
+    return time_shift(feats, int(rng.integers(-limit, limit + 1))) if limit else feats
+
+
+def tta_shifts(frames: int, cfg: AugmentConfig) -> list[int]:
+    """The ``tta`` shifts averaged at test time: evenly spread over +-time_shift, always
+    including 0 when tta is odd."""
+    if cfg.tta <= 1:
+        return [0]
+    limit = max_shift(frames, cfg)
+    return sorted({int(round(s)) for s in np.linspace(-limit, limit, cfg.tta)})
+
+
+def mixup(
+    x_a: np.ndarray, x_b: np.ndarray, y_a: int, y_b: int, n_classes: int, lam: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup of two whole inputs (every channel with the one ``lam``) and their soft targets."""
+    target = np.zeros(n_classes, dtype=np.float32)
+    target[y_a] += lam
+    target[y_b] += 1.0 - lam
+    return (lam * x_a + (1.0 - lam) * x_b).astype(np.float32), target

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from audiogpt2.errors import AudioGPT2Error
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -21,7 +24,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-class ConfigError(ValueError):
+class ConfigError(AudioGPT2Error, ValueError):
     """A config key or value that cannot be used; the message names the key."""
 
 
@@ -29,16 +32,19 @@ class ConfigError(ValueError):
 class AudioConfig:
     sample_rate: int = 16000
     clip_seconds: float = 5.0
+    # "mfcc" (the spec: n_mfcc coefficients of an n_mels-band log-mel spectrogram) or
+    # "logmel" (the n_mels log-mel bands themselves).
+    features: str = "mfcc"
     n_mfcc: int = 40
-    n_frames: int = 100
-    # Analysis window in samples. The hop is clip_samples / n_frames (800 = 50 ms at 16 kHz)
-    # and the clip is padded by (n_fft - hop) / 2 at each end, so the 100 frames tile the
-    # whole 5 s exactly: frame i is centred at (i + 0.5) * 50 ms and nothing is cut off.
-    n_fft: int = 1600
+    # Samples between frames: 800 = 50 ms at 16 kHz, so a 5 s clip has exactly 100 frames
+    # (n_frames follows from the hop). The clip is padded by (n_fft - hop) / 2 at each end,
+    # so the frames tile the whole clip: frame i is centred at (i + 0.5) * hop.
+    hop_length: int = 800
+    n_fft: int = 1600  # analysis window in samples
     n_mels: int = 64
     fmin: float = 0.0
     fmax: float = 8000.0
-    # "clip": each clip's MFCC matrix is scaled to mean 0, std 1 using that clip alone,
+    # "clip": each clip's feature matrix is scaled to mean 0, std 1 using that clip alone,
     # so no statistic can come from a held-out fold.
     normalize: str = "clip"
 
@@ -47,38 +53,77 @@ class AudioConfig:
         return int(round(self.sample_rate * self.clip_seconds))
 
     @property
-    def hop_length(self) -> int:
-        return self.clip_samples // self.n_frames
+    def n_frames(self) -> int:
+        return self.clip_samples // self.hop_length
+
+    @property
+    def n_bins(self) -> int:
+        """Feature values per frame: n_mfcc for MFCCs, n_mels for log-mel."""
+        return self.n_mels if self.features == "logmel" else self.n_mfcc
 
     def validate(self) -> None:
-        _positive(self, "audio", "sample_rate", "clip_seconds", "n_mfcc", "n_frames", "n_mels")
-        if self.clip_samples % self.n_frames:
+        _positive(self, "audio", "sample_rate", "clip_seconds", "n_mfcc", "hop_length", "n_mels", "n_fft")
+        if self.features not in ("mfcc", "logmel"):
+            raise ConfigError(f"audio.features={self.features!r}: use 'mfcc' or 'logmel'")
+        if self.clip_samples % self.hop_length:
             raise ConfigError(
-                f"audio.n_frames={self.n_frames} must divide the clip length "
+                f"audio.hop_length={self.hop_length} must divide the clip length "
                 f"({self.clip_samples} samples) so the frames tile the clip exactly"
+            )
+        if self.n_frames < 4:
+            raise ConfigError(
+                f"audio.hop_length={self.hop_length} leaves {self.n_frames} frames; the CNN needs >= 4"
             )
         if self.n_fft < self.hop_length:
             raise ConfigError(f"audio.n_fft={self.n_fft} must be >= the hop ({self.hop_length})")
+        if self.features == "mfcc" and self.n_mfcc > self.n_mels:
+            raise ConfigError(
+                f"audio.n_mfcc={self.n_mfcc} must be <= audio.n_mels={self.n_mels} "
+                "(MFCCs are computed from the mel bands)"
+            )
+        if not 0 <= self.fmin < self.fmax:
+            raise ConfigError(f"audio.fmin={self.fmin} / fmax={self.fmax}: need 0 <= fmin < fmax")
         if self.normalize != "clip":
             raise ConfigError(f"audio.normalize={self.normalize!r}: only 'clip' is supported")
 
 
 @dataclass
 class AugmentConfig:
-    # SpecAugment for the second input channel.
+    # SpecAugment for the second input channel: freq_masks masks of <= freq_mask bins and
+    # time_masks masks of <= time_mask frames (the spec: one of each).
     freq_mask: int = 5
     time_mask: int = 10
+    freq_masks: int = 1
+    time_masks: int = 1
     # Waveform augmentation of training clips, stored as extra variants in the cache.
     variants: int = 2
     noise_sigma: float = 0.005
     pitch_semitones: float = 2.0
     stretch_min: float = 0.8
     stretch_max: float = 1.2
+    # Training-time augmentation, fresh every epoch (0 = off, the spec):
+    # circular time shift of each clip by up to this fraction of its length either way,
+    time_shift: float = 0.0
+    # and mixup of two training clips with lambda ~ Beta(alpha, alpha) and soft targets.
+    mixup_alpha: float = 0.0
+    # Test-time averaging over this many time-shifted copies (evaluate, cv and predict),
+    # spread evenly over +-time_shift. 1 = off.
+    tta: int = 1
 
     def validate(self) -> None:
-        for name in ("freq_mask", "time_mask", "variants"):
+        for name in ("freq_mask", "time_mask", "freq_masks", "time_masks", "variants"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"augment.{name}={getattr(self, name)} must be >= 0")
+        if not 0 <= self.time_shift <= 0.5:
+            raise ConfigError(f"augment.time_shift={self.time_shift} must be in [0, 0.5]")
+        if self.mixup_alpha < 0:
+            raise ConfigError(f"augment.mixup_alpha={self.mixup_alpha} must be >= 0 (0 = off)")
+        if self.tta < 1:
+            raise ConfigError(f"augment.tta={self.tta} must be >= 1 (1 = off)")
+        if self.tta > 1 and self.time_shift == 0:
+            raise ConfigError(
+                f"augment.tta={self.tta} averages time-shifted copies: set augment.time_shift > 0"
+            )
         if self.noise_sigma < 0 or self.pitch_semitones < 0:
             raise ConfigError("augment.noise_sigma and augment.pitch_semitones must be >= 0")
         if not 0 < self.stretch_min <= self.stretch_max:
@@ -127,11 +172,22 @@ class ModelConfig:
     num_classes: int = 50
     # Width of the projection when backbone = "none" (GPT-2 small's width, for comparability).
     cnn_only_hidden: int = 768
+    # Output channels of the CNN's conv blocks (conv 3x3 + BatchNorm + ReLU + max-pool).
+    # The first two blocks pool time and frequency by 2, later ones frequency only, so
+    # there are always n_frames / 4 tokens (25 for the spec's [64, 128]).
+    cnn_channels: list[int] = field(default_factory=lambda: [64, 128])
+    dropout: float = 0.0  # before each layer of the head; 0 = none (the spec)
 
     def validate(self) -> None:
         if self.pooling not in ("mean", "last"):
             raise ConfigError(f"model.pooling={self.pooling!r}: use 'mean' or 'last'")
         _positive(self, "model", "head_hidden", "num_classes", "cnn_only_hidden")
+        if len(self.cnn_channels) < 2 or any(c <= 0 for c in self.cnn_channels):
+            raise ConfigError(
+                f"model.cnn_channels={self.cnn_channels}: need at least 2 positive widths"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout={self.dropout} must be in [0, 1)")
 
 
 @dataclass
@@ -144,6 +200,12 @@ class TrainConfig:
     plateau_patience: int = 5
     plateau_factor: float = 0.5
     early_stop_patience: int = 500
+    # "plateau" (the spec: ReduceLROnPlateau on validation accuracy, per epoch) or
+    # "cosine" (linear warm-up over warmup_epochs, then cosine decay to 0, per step).
+    schedule: str = "plateau"
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm; 0 = no clipping
     # epoch (1-based, unfrozen at its start) -> backbone block index
     unfreeze: dict[str, int] = field(default_factory=lambda: {"5": 0, "10": 1, "15": 2})
     # "schedule": the baseline follows the fine-tuned arm's freezing schedule (weights are
@@ -160,6 +222,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         _positive(self, "train", "batch_size", "epochs", "lr_backbone", "lr_head")
+        if self.threads < 0:
+            raise ConfigError(f"train.threads={self.threads} must be >= 0 (0 = torch's default)")
+        if self.schedule not in ("plateau", "cosine"):
+            raise ConfigError(f"train.schedule={self.schedule!r}: use 'plateau' or 'cosine'")
+        if self.warmup_epochs < 0 or self.grad_clip < 0:
+            raise ConfigError("train.warmup_epochs and train.grad_clip must be >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"train.label_smoothing={self.label_smoothing} must be in [0, 1)")
         if not 0 < self.plateau_factor < 1:
             raise ConfigError(f"train.plateau_factor={self.plateau_factor} must be in (0, 1)")
         if self.weight_decay < 0 or self.plateau_patience < 0 or self.early_stop_patience < 1:
@@ -205,6 +275,12 @@ class Config:
             validate = getattr(getattr(self, section.name), "validate", None)
             if validate:
                 validate()
+        blocks = len(self.model.cnn_channels)
+        if self.audio.n_bins >> blocks < 1:
+            raise ConfigError(
+                f"model.cnn_channels has {blocks} blocks, each halving the {self.audio.n_bins} "
+                f"feature bins: use at most {self.audio.n_bins.bit_length() - 1} blocks or more bins"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,6 +299,16 @@ def _positive(obj: Any, section: str, *names: str) -> None:
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Convert a file or flag value to the field's type, or raise naming the key."""
     origin = typing.get_origin(annotation)
+    if origin is list:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{key}: expected a list such as [64, 128], got {value!r}") from exc
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(annotation)
+        return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if origin is dict:
         if isinstance(value, str):
             try:
@@ -251,9 +337,12 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{key}: expected a number, got {value!r}") from exc
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return number
     if annotation is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -275,6 +364,8 @@ def apply_overrides(config: Config, overrides: dict[str, Any], source: str = "")
         else:
             flat[key] = value
     where = f" (in {source})" if source else ""
+    # Files written before the hop became the setting name the frame count instead.
+    legacy_frames = flat.pop("audio.n_frames", None)
     for key, value in flat.items():
         section_name, _, name = key.partition(".")
         sections = _field_types(Config)
@@ -287,6 +378,11 @@ def apply_overrides(config: Config, overrides: dict[str, Any], source: str = "")
                 f"unknown config key {key!r}{where}; known in [{section_name}]: {', '.join(types)}"
             )
         setattr(section, name, _coerce(key, value, types[name]))
+    if legacy_frames is not None:
+        frames = _coerce("audio.n_frames", legacy_frames, int)
+        if frames <= 0:
+            raise ConfigError(f"audio.n_frames={frames} must be > 0{where}")
+        config.audio.hop_length = config.audio.clip_samples // frames
     return config
 
 
@@ -321,6 +417,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
     return json.dumps(str(value))

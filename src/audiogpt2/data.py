@@ -17,12 +17,13 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from audiogpt2.config import DataConfig
+from audiogpt2.errors import AudioGPT2Error
 
 ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3", ".opus"}
 
 
-class DatasetError(ValueError):
+class DatasetError(AudioGPT2Error, ValueError):
     """A dataset that cannot be used as it is; the message says what is wrong and the fix."""
 
 

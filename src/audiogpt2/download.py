@@ -20,10 +20,12 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from audiogpt2.errors import AudioGPT2Error
+
 ESC50_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(AudioGPT2Error, RuntimeError):
     """A download or archive that cannot be used; the message says what to do."""
 
 

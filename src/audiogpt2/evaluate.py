@@ -14,6 +14,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from audiogpt2.augment import time_shift, tta_shifts
 from audiogpt2.config import AugmentConfig
 from audiogpt2.features import model_input
 from audiogpt2.io import atomic_savefig
@@ -27,18 +28,24 @@ def predict_proba(
     device: torch.device | str = "cpu",
     batch_size: int = 16,
 ) -> np.ndarray:
-    """(rows, n_frames, n_mfcc) features -> (rows, classes) probabilities, eval mode.
+    """(rows, n_frames, n_bins) features -> (rows, classes) probabilities, eval mode.
 
     Channel 2 uses each clip's deterministic mask, so a clip always gets one prediction.
+    With ``aug.tta > 1`` the probabilities are averaged over that many time-shifted copies.
     """
     was_training = model.training
     model.eval()
     features = np.asarray(features, dtype=np.float32)
+    shifts = tta_shifts(features.shape[1], aug) if len(features) else [0]
     out = []
     for start in range(0, len(features), batch_size):
-        x = np.stack([model_input(f, aug) for f in features[start : start + batch_size]])
-        logits = model(torch.from_numpy(x).to(device))
-        out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        batch = features[start : start + batch_size]
+        probs = 0.0
+        for shift in shifts:
+            x = np.stack([model_input(time_shift(f, shift), aug) for f in batch])
+            logits = model(torch.from_numpy(x).to(device))
+            probs = probs + torch.softmax(logits.float(), dim=1).cpu().numpy()
+        out.append(probs / len(shifts))
     model.train(was_training)
     if not out:
         return np.zeros((0, 0), dtype=np.float32)

@@ -1,7 +1,8 @@
-"""The one feature function: waveform -> normalised MFCC (n_frames x n_mfcc) -> 2-channel input.
+"""The one feature function: waveform -> normalised MFCC or log-mel (n_frames x n_bins)
+-> 2-channel input.
 
-``preprocess``, training and ``predict`` all call :func:`mfcc` and :func:`model_input`, so
-features cannot drift between them.
+``preprocess``, training and ``predict`` all call :func:`compute_features` and
+:func:`model_input`, so features cannot drift between them.
 """
 
 from __future__ import annotations
@@ -12,28 +13,36 @@ import zlib
 import librosa
 import numpy as np
 
-from audiogpt2.audio import fix_length
+from audiogpt2.audio import AudioError, fix_length
 from audiogpt2.augment import spec_augment
 from audiogpt2.config import AudioConfig, AugmentConfig
 
 EPS = 1e-6
 
 
-def mfcc(waveform: np.ndarray, cfg: AudioConfig) -> np.ndarray:
-    """Normalised MFCCs of one clip, shape (n_frames, n_mfcc), float32.
+def compute_features(waveform: np.ndarray, cfg: AudioConfig) -> np.ndarray:
+    """Normalised MFCCs or log-mel bands of one clip, shape (n_frames, n_bins), float32.
 
     The clip is padded/trimmed to ``clip_samples`` and padded by (n_fft - hop) / 2 on
     both sides; with ``center=False`` this yields exactly ``n_frames`` frames that
-    together span the whole clip.
+    together span the whole clip. Raises AudioError when the result is not finite
+    (e.g. float samples so large that their power overflows).
     """
     hop = cfg.hop_length
     y = fix_length(np.asarray(waveform, dtype=np.float32), cfg.clip_samples)
     side = (cfg.n_fft - hop) // 2
     y = np.pad(y, (side, cfg.n_fft - hop - side))
-    power = np.abs(librosa.stft(y, n_fft=cfg.n_fft, hop_length=hop, center=False)) ** 2
-    log_mel = librosa.power_to_db(_mel_basis(cfg) @ power)
-    coeffs = librosa.feature.mfcc(S=log_mel, n_mfcc=cfg.n_mfcc)
-    feats = coeffs.T[: cfg.n_frames].astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below, as one clear error
+        power = np.abs(librosa.stft(y, n_fft=cfg.n_fft, hop_length=hop, center=False)) ** 2
+        log_mel = librosa.power_to_db(_mel_basis(cfg) @ power)
+    if cfg.features == "mfcc":
+        log_mel = librosa.feature.mfcc(S=log_mel, n_mfcc=cfg.n_mfcc)
+    feats = log_mel.T[: cfg.n_frames].astype(np.float32)
+    if not np.isfinite(feats).all():
+        raise AudioError(
+            "its features are not finite numbers (sample values far outside [-1, 1]?); "
+            "rescale the audio to [-1, 1]"
+        )
     return normalize(feats)
 
 
@@ -74,7 +83,7 @@ def eval_rng(feats: np.ndarray) -> np.random.Generator:
 
 
 def model_input(feats: np.ndarray, aug: AugmentConfig, rng: np.random.Generator | None = None) -> np.ndarray:
-    """(n_frames, n_mfcc) -> (2, n_frames, n_mfcc): the features and a SpecAugmented copy.
+    """(n_frames, n_bins) -> (2, n_frames, n_bins): the features and a SpecAugmented copy.
 
     Training passes a fresh ``rng``; evaluation and prediction pass none, which masks the
     same clip the same way every time.

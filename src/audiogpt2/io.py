@@ -19,12 +19,14 @@ from typing import Any
 
 import torch
 
+from audiogpt2.errors import AudioGPT2Error
 
-class OutputError(OSError):
+
+class OutputError(AudioGPT2Error, OSError):
     """An output path that cannot be written; the message names it and the fix."""
 
 
-class UnsafeFileError(ValueError):
+class UnsafeFileError(AudioGPT2Error, ValueError):
     """A .pt file that is corrupt or would execute code when loaded."""
 
 
@@ -76,7 +78,34 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+def file_format(path: str | Path) -> str | None:
+    """The ``format`` tag of a .pt file this package wrote, or None for anything else.
+
+    Memory-mapped, so checking a large checkpoint reads only its small header."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - whatever it is, it is not ours
+        return None
+    tag = data.get("format") if isinstance(data, dict) else None
+    return tag if isinstance(tag, str) else None
+
+
+def ensure_replaceable(path: str | Path, fmt: str, what: str) -> None:
+    """Refuse to overwrite anything at ``path`` but a file of this package's ``fmt``."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    if path.is_dir() or path.is_symlink() or file_format(path) != fmt:
+        raise OutputError(
+            f"refusing to overwrite {display(path)}: it is not an audiogpt2 {what}. "
+            f"Choose another path for the {what}, or move that file away."
+        )
+
+
+def atomic_torch_save(obj: Any, path: str | Path, what: str | None = None) -> Path:
+    """Save ``obj`` atomically; with ``what``, only over a file of the same ``format``."""
+    if what is not None:
+        ensure_replaceable(path, obj["format"], what)
     with _atomic_target(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)

@@ -1,4 +1,5 @@
-"""AudioClassifier: CNN over the 2-channel MFCC input -> 25 tokens -> transformer -> head.
+"""AudioClassifier: CNN over the 2-channel MFCC/log-mel input -> n_frames / 4 tokens ->
+transformer -> head.
 
 Backbones come from one function, :func:`load_backbone`, whose ``pretrained`` switch is the
 only difference between the two arms of the experiment (nanoGPT's ``init_from``).
@@ -15,11 +16,12 @@ import torch
 from torch import nn
 
 from audiogpt2.config import AudioConfig, ModelConfig
+from audiogpt2.errors import AudioGPT2Error
 
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
 
-class BackboneError(RuntimeError):
+class BackboneError(AudioGPT2Error, RuntimeError):
     """A backbone that cannot be loaded; the message says how to make it available."""
 
 
@@ -160,8 +162,18 @@ def backbone_blocks(module: nn.Module) -> nn.ModuleList:
     raise BackboneError(f"cannot find the transformer blocks of {type(module).__name__}")
 
 
+def conv_block(c_in: int, c_out: int, pool: tuple[int, int]) -> nn.Sequential:
+    """Conv 3x3 + BatchNorm + ReLU + max-pool: the spec's CNN block."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(pool),
+    )
+
+
 class AudioClassifier(nn.Module):
-    """(batch, 2, n_frames, n_mfcc) -> (batch, num_classes) logits."""
+    """(batch, 2, n_frames, n_bins) -> (batch, num_classes) logits."""
 
     def __init__(
         self,
@@ -171,25 +183,30 @@ class AudioClassifier(nn.Module):
         audio: AudioConfig | None = None,
         pooling: str = "mean",
         head_hidden: int = 256,
+        cnn_channels: list[int] | tuple[int, ...] = (64, 128),
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         audio = audio or AudioConfig()
+        widths = [2, *cnn_channels]
+        # The first two blocks pool time and frequency, later ones frequency only: always
+        # n_frames / 4 tokens, so a deeper front end does not shorten the sequence.
         self.cnn = nn.Sequential(
-            nn.Conv2d(2, 64, kernel_size=3, padding=1),
-            nn.BatchNorm2d(64),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, kernel_size=3, padding=1),
-            nn.BatchNorm2d(128),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
+            *(
+                conv_block(widths[i], widths[i + 1], (2, 2) if i < 2 else (1, 2))
+                for i in range(len(cnn_channels))
+            )
         )
         self.n_tokens = audio.n_frames // 4
-        self.token_dim = 128 * (audio.n_mfcc // 4)
-        # Each of the 25 time steps (128 channels x 10 bins) becomes one token.
+        self.token_dim = cnn_channels[-1] * (audio.n_bins >> len(cnn_channels))
+        # Each time step (last block's channels x remaining bins; 128 x 10 in the spec)
+        # becomes one token.
         self.proj = nn.Linear(self.token_dim, hidden_size)
         self.backbone = backbone
         self.pooling = pooling
+        # Dropout on the pooled vector (a functional call: no module, so checkpoints keep
+        # the spec's parameter names whatever the rate).
+        self.dropout = dropout
         self.head = nn.Sequential(
             nn.Linear(hidden_size, head_hidden),
             nn.ReLU(inplace=True),
@@ -197,8 +214,8 @@ class AudioClassifier(nn.Module):
         )
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """CNN features as a token sequence, (batch, 25, hidden)."""
-        f = self.cnn(x)  # (batch, 128, 25, 10)
+        """CNN features as a token sequence, (batch, n_frames / 4, hidden)."""
+        f = self.cnn(x)  # (batch, channels, tokens, bins left); (batch, 128, 25, 10) in the spec
         f = f.permute(0, 2, 1, 3).reshape(f.shape[0], f.shape[2], -1)
         return self.proj(f)
 
@@ -207,6 +224,8 @@ class AudioClassifier(nn.Module):
         if self.backbone is not None:
             h = self.backbone(inputs_embeds=h).last_hidden_state
         pooled = h[:, -1] if self.pooling == "last" else h.mean(dim=1)
+        if self.dropout:
+            pooled = nn.functional.dropout(pooled, self.dropout, self.training)
         return self.head(pooled)
 
     def head_parameters(self) -> list[nn.Parameter]:
@@ -235,12 +254,21 @@ def build_model(
     model_cfg: ModelConfig, audio: AudioConfig, pretrained: bool, num_classes: int
 ) -> tuple[AudioClassifier, Backbone]:
     backbone = load_backbone(model_cfg.backbone, pretrained, model_cfg.cnn_only_hidden)
-    model = AudioClassifier(
-        backbone.module,
-        backbone.hidden_size,
+    return from_config(backbone.module, backbone.hidden_size, num_classes, model_cfg, audio), backbone
+
+
+def from_config(
+    module: nn.Module | None, hidden_size: int, num_classes: int, model_cfg: ModelConfig, audio: AudioConfig
+) -> AudioClassifier:
+    """The classifier around ``module`` as the config describes it; building and loading
+    a checkpoint both go through here, so they cannot disagree."""
+    return AudioClassifier(
+        module,
+        hidden_size,
         num_classes,
         audio,
         model_cfg.pooling,
         model_cfg.head_hidden,
+        model_cfg.cnn_channels,
+        model_cfg.dropout,
     )
-    return model, backbone

@@ -17,7 +17,7 @@ import torch
 from audiogpt2.audio import AudioError, load_audio, prepare_waveform
 from audiogpt2.data import AUDIO_EXTENSIONS
 from audiogpt2.evaluate import predict_proba
-from audiogpt2.features import limit_blas_threads, mfcc
+from audiogpt2.features import compute_features, limit_blas_threads
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Classifier:
         audio = self.config.audio
         y = prepare_waveform(np.asarray(waveform), sample_rate, audio.sample_rate)
         starts = self.window_starts(len(y))
-        feats = np.stack([mfcc(y[s : s + audio.clip_samples], audio) for s in starts])
+        feats = np.stack([compute_features(y[s : s + audio.clip_samples], audio) for s in starts])
         probs = predict_proba(self.model, feats, self.config.augment, self.device, batch_size)
         mean = probs.mean(axis=0)
         order = np.argsort(-mean)

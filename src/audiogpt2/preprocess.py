@@ -9,6 +9,7 @@ Every variant row records the clip it came from, so its fold and source are the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing as mp
@@ -26,17 +27,18 @@ from audiogpt2.audio import AudioError, fix_length, load_audio
 from audiogpt2.augment import waveform_variant
 from audiogpt2.config import AudioConfig, AugmentConfig, Config
 from audiogpt2.data import DatasetIndex, load_dataset
-from audiogpt2.features import limit_blas_threads, mfcc
-from audiogpt2.io import UnsafeFileError, atomic_torch_save, display, safe_torch_load
+from audiogpt2.features import compute_features, limit_blas_threads
+from audiogpt2.io import UnsafeFileError, atomic_torch_save, display, ensure_replaceable, safe_torch_load
 
 CACHE_FORMAT = "audiogpt2-cache-v1"
+VARIANT_KEYS = ("variants", "noise_sigma", "pitch_semitones", "stretch_min", "stretch_max")
 
 
 @dataclass
 class FeatureCache:
     """Features of every clip and variant; ``rows_*`` select rows by clip index."""
 
-    features: torch.Tensor  # (rows, n_frames, n_mfcc) float32
+    features: torch.Tensor  # (rows, n_frames, n_bins) float32
     row_clip: torch.Tensor  # (rows,) index into the clip arrays
     row_variant: torch.Tensor  # (rows,) 0 = original clip, k > 0 = k-th augmented variant
     labels: torch.Tensor  # (clips,)
@@ -68,7 +70,8 @@ def cache_key(index: DatasetIndex, audio: AudioConfig, aug: AugmentConfig, seed:
     payload = {
         "format": CACHE_FORMAT,
         "audio": asdict(audio),
-        "augment": {k: v for k, v in asdict(aug).items() if k not in ("freq_mask", "time_mask")},
+        # Only the settings of the stored waveform variants; the rest apply at training time.
+        "augment": {k: getattr(aug, k) for k in VARIANT_KEYS},
         "seed": seed,
         "classes": index.classes,
         "files": files,
@@ -79,12 +82,12 @@ def cache_key(index: DatasetIndex, audio: AudioConfig, aug: AugmentConfig, seed:
 def clip_features(
     waveform: np.ndarray, name: str, audio: AudioConfig, aug: AugmentConfig, seed: int
 ) -> np.ndarray:
-    """(1 + variants, n_frames, n_mfcc): the clip's features, then its augmented variants."""
+    """(1 + variants, n_frames, n_bins): the clip's features, then its augmented variants."""
     y = fix_length(waveform, audio.clip_samples)
-    out = [mfcc(y, audio)]
+    out = [compute_features(y, audio)]
     for v in range(1, aug.variants + 1):
         rng = np.random.default_rng([seed, zlib.crc32(name.encode()), v])
-        out.append(mfcc(waveform_variant(y, audio.sample_rate, aug, rng), audio))
+        out.append(compute_features(waveform_variant(y, audio.sample_rate, aug, rng), audio))
     return np.stack(out)
 
 
@@ -117,7 +120,7 @@ def build_cache(
     limit_blas_threads()  # bit-identical features in every process (see limit_blas_threads)
     n_var = 1 + aug.variants
     n = len(index.clips)
-    feats = np.zeros((n, n_var, audio.n_frames, audio.n_mfcc), dtype=np.float32)
+    feats = np.zeros((n, n_var, audio.n_frames, audio.n_bins), dtype=np.float32)
     ok = np.zeros(n, dtype=bool)
     failed: list[list[str]] = []
     jobs = [(i, str(c.path), c.name, audio, aug, seed) for i, c in enumerate(index.clips)]
@@ -144,7 +147,7 @@ def build_cache(
     kept = np.flatnonzero(ok)
     if len(kept) == 0:
         raise AudioError(f"none of the {n} clips under {index.root} could be read")
-    rows = feats[kept].reshape(-1, audio.n_frames, audio.n_mfcc)
+    rows = feats[kept].reshape(-1, audio.n_frames, audio.n_bins)
     return FeatureCache(
         features=torch.from_numpy(rows),
         row_clip=torch.arange(len(kept)).repeat_interleave(n_var),
@@ -164,6 +167,11 @@ def load_cache(path: str | Path) -> FeatureCache:
     if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
         raise UnsafeFileError(f"{path} is not an audiogpt2 feature cache; delete it to rebuild")
     data.pop("format")
+    fields = {f.name for f in dataclasses.fields(FeatureCache)}
+    if set(data) != fields:
+        raise UnsafeFileError(
+            f"{path} is a feature cache of another audiogpt2 version (keys differ); delete it to rebuild"
+        )
     return FeatureCache(**data)
 
 
@@ -183,8 +191,10 @@ def preprocess(config: Config, force: bool = False, progress: bool = True) -> Fe
                 print(f"Settings or files changed since {path} was built; rebuilding it")
         except UnsafeFileError as exc:
             print(f"Ignoring unusable cache: {exc}")
+    # Before hours of work, not after: never replace a file that is not a cache of ours.
+    ensure_replaceable(path, CACHE_FORMAT, "feature cache")
     cache = build_cache(index, config.audio, config.augment, config.train.seed, config.data.workers, progress)
-    atomic_torch_save(cache.to_dict(), path)
+    atomic_torch_save(cache.to_dict(), path, "feature cache")
     if progress:
         print(
             f"Saved {len(cache.features)} feature rows ({len(cache.labels)} clips x "

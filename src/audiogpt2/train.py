@@ -8,6 +8,8 @@ the uninterrupted run would have, and two runs with one seed give identical metr
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import time
 from collections.abc import Callable
@@ -22,12 +24,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from audiogpt2.config import AugmentConfig, Config, config_from_dict, write_config
+from audiogpt2.augment import mixup, random_shift
+from audiogpt2.config import AugmentConfig, Config, TrainConfig, config_from_dict, write_config
 from audiogpt2.data import split_clips
+from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.evaluate import predict_proba
 from audiogpt2.features import model_input
 from audiogpt2.io import atomic_torch_save, atomic_write_json, remove_torn_writes, safe_torch_load
-from audiogpt2.model import AudioClassifier, backbone_blocks, build_model, load_weights
+from audiogpt2.model import AudioClassifier, backbone_blocks, build_model, from_config, load_weights
 from audiogpt2.preprocess import FeatureCache
 
 CHECKPOINT_FORMAT = "audiogpt2-checkpoint-v1"
@@ -46,12 +50,15 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 class TrainingSet(Dataset):
-    """Rows of the feature cache as 2-channel inputs, with fresh SpecAugment masks per epoch."""
+    """Rows of the feature cache as 2-channel inputs. Every epoch each row gets a fresh
+    time shift, SpecAugment masks and, with mixup, a partner row and a lambda, all drawn
+    from ``(seed, epoch, row)``, so a resumed run sees exactly the same inputs."""
 
     def __init__(self, cache: FeatureCache, rows: np.ndarray, aug: AugmentConfig, seed: int) -> None:
         self.features = cache.features
         self.rows = rows
         self.labels = cache.labels[cache.row_clip[torch.as_tensor(rows)]]
+        self.n_classes = len(cache.classes)
         self.aug = aug
         self.seed = seed
         self.epoch = 0
@@ -59,11 +66,21 @@ class TrainingSet(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def _input(self, i: int, rng: np.random.Generator) -> np.ndarray:
+        feats = random_shift(self.features[int(self.rows[i])].numpy(), self.aug, rng)
+        return model_input(feats, self.aug, rng)
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        row = int(self.rows[i])
-        rng = np.random.default_rng([self.seed, self.epoch, row])
-        x = model_input(self.features[row].numpy(), self.aug, rng)
-        return torch.from_numpy(x), self.labels[i]
+        rng = np.random.default_rng([self.seed, self.epoch, int(self.rows[i])])
+        x = self._input(i, rng)
+        if not self.aug.mixup_alpha:
+            return torch.from_numpy(x), self.labels[i]
+        j = int(rng.integers(len(self.rows)))
+        lam = float(rng.beta(self.aug.mixup_alpha, self.aug.mixup_alpha))
+        x, target = mixup(
+            x, self._input(j, rng), int(self.labels[i]), int(self.labels[j]), self.n_classes, lam
+        )
+        return torch.from_numpy(x), torch.from_numpy(target)
 
 
 def configure_optimizer(model: AudioClassifier, config: Config) -> torch.optim.AdamW:
@@ -97,12 +114,52 @@ def apply_freezing(model: AudioClassifier, epoch: int, arm: str, config: Config)
     return blocks
 
 
+class TrainingError(AudioGPT2Error, RuntimeError):
+    """Training cannot go on (a diverged loss, a checkpoint that does not fit this run)."""
+
+
 @dataclass
 class TrainResult:
     best_checkpoint: Path
     best_epoch: int
     best_val_acc: float
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainState:
+    """Where a run stands after ``epoch`` completed epochs; saved in ``*.last.pt`` and
+    restored from it, so a resumed run continues exactly."""
+
+    epoch: int = 0
+    best_val_acc: float = -1.0
+    best_epoch: int = 0
+    stale: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def update(self, record: dict[str, Any]) -> bool:
+        """Record one epoch's results; True when validation accuracy improved."""
+        self.epoch = record["epoch"]
+        self.history.append(record)
+        improved = record["val_acc"] > self.best_val_acc
+        if improved:
+            self.best_val_acc, self.best_epoch, self.stale = record["val_acc"], self.epoch, 0
+        else:
+            self.stale += 1
+        return improved
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
+            "stale": self.stale,
+            "history": self.history,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainState:
+        return cls(data["epoch"], data["best_val_acc"], data["best_epoch"], data["stale"], data["history"])
 
 
 def _distributed() -> tuple[int, int]:
@@ -130,29 +187,157 @@ def checkpoint_paths(best: Path) -> tuple[Path, Path]:
     return best.with_name(best.stem + ".last.pt"), best.with_name(best.stem + ".history.json")
 
 
-def _checkpoint(
-    model: AudioClassifier,
-    config: Config,
-    arm: str,
-    classes: list[str],
-    backbone: Any,
-    epoch: int,
-    metrics: dict[str, Any],
-    test_fold: int,
-) -> dict[str, Any]:
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "model": model.state_dict(),
-        "config": config.to_dict(),
-        "arm": arm,
-        "classes": list(classes),
-        "backbone": config.model.backbone,
-        "backbone_source": backbone.source,
-        "backbone_config": backbone.config_json,
-        "epoch": epoch,
-        "metrics": metrics,
-        "test_fold": test_fold,
+def make_scheduler(optimizer: torch.optim.Optimizer, t: TrainConfig, steps_per_epoch: int) -> Any:
+    """ReduceLROnPlateau on validation accuracy (stepped per epoch), or linear warm-up then
+    cosine decay to 0 (stepped per batch), scaling both parameter groups alike."""
+    if t.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", patience=t.plateau_patience, factor=t.plateau_factor
+        )
+    total = max(1, t.epochs * steps_per_epoch)
+    warmup = min(total - 1, int(round(t.warmup_epochs * steps_per_epoch)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(cosine_factor, warmup, total))
+
+
+def cosine_factor(warmup: int, total: int, step: int) -> float:
+    """The share of the base learning rate at ``step`` (0-based: the step about to run)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@dataclass
+class Run:
+    """What one arm's training needs at every epoch, built once."""
+
+    model: AudioClassifier
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loader: DataLoader
+    device: torch.device
+    world: int
+    rank: int
+
+
+def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: bool) -> tuple[float, float]:
+    """One pass over the training rows; returns (mean loss, accuracy) over all ranks."""
+    t = config.train
+    model, optimizer, device = run.model, run.optimizer, run.device
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
+    use_amp = t.amp and device.type == "cuda"
+    per_step = t.schedule == "cosine"
+    run.loader.sampler.set_epoch(epoch)
+    run.loader.dataset.epoch = epoch
+    torch.manual_seed(t.seed * 100_003 + epoch)  # dropout, reproducible per epoch
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = tqdm(run.loader, desc=desc, leave=False, disable=None if progress and run.rank == 0 else True)
+    for step, (x, y) in enumerate(bar):
+        x, y = x.to(device), y.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = run.forward(x)
+            loss = loss_fn(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the training loss became {loss.item()} at epoch {epoch}, batch {step + 1}; "
+                "stopped, and the checkpoints of the last completed epoch are kept. "
+                "Lower the learning rates or check the data for extreme values."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if run.world > 1:
+            _sync_gradients(model, run.world)
+        if t.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        optimizer.step()
+        if per_step:
+            run.scheduler.step()
+        hard = y.argmax(1) if y.ndim == 2 else y  # mixup's soft targets: the larger share
+        total_loss += loss.item() * len(y)
+        correct += (logits.argmax(1) == hard).sum().item()
+        seen += len(y)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+    if run.world > 1:
+        for buf in model.buffers():  # BatchNorm statistics: rank 0's are kept
+            dist.broadcast(buf, 0)
+        totals = torch.tensor([total_loss, correct, seen], dtype=torch.float64)
+        dist.all_reduce(totals)  # epoch metrics over all ranks' shards
+        total_loss, correct, seen = totals[0].item(), int(totals[1]), int(totals[2])
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+def validate(run: Run, config: Config, cache: FeatureCache, val_rows: np.ndarray) -> tuple[float, float]:
+    """(accuracy, loss) on the validation clips, originals only, as evaluation sees them."""
+    probs = predict_proba(
+        run.model, cache.features[val_rows], config.augment, run.device, config.train.batch_size
+    )
+    labels = cache.labels[cache.row_clip[torch.as_tensor(val_rows)]].numpy()
+    acc = float((probs.argmax(1) == labels).mean())
+    return acc, float(-np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean())
+
+
+def save_checkpoints(
+    run: Run, state: TrainState, improved: bool, base: dict[str, Any], best_path: Path, log: Callable
+) -> None:
+    """The best checkpoint when validation improved, the resumable last one and the curves."""
+    last_path, history_path = checkpoint_paths(best_path)
+    record = state.history[-1]
+    checkpoint = {
+        **base,
+        "model": run.model.state_dict(),
+        "epoch": state.epoch,
+        "metrics": {"val_acc": record["val_acc"], "val_loss": record["val_loss"]},
     }
+    if improved:
+        atomic_torch_save(checkpoint, best_path, "checkpoint")
+        log(f"Best Model Updated: Acc={record['val_acc']:.4f}")
+    last = {
+        **checkpoint,
+        **state.to_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+    }
+    atomic_torch_save(last, last_path, "checkpoint")
+    atomic_write_json(history_path, state.history)
+
+
+def resume_state(run: Run, last_path: Path, base: dict[str, Any], log: Callable) -> TrainState:
+    """Restore model, optimizer and scheduler from ``last_path``; refuse a checkpoint of
+    another arm, fold, dataset or architecture in one line."""
+    saved = safe_torch_load(last_path, "checkpoint")
+    checks = (("arm", "arm"), ("test_fold", "test fold"), ("classes", "classes"), ("data_key", "data"))
+    for key, what in checks:
+        if saved.get(key) != base[key]:
+            shown = "another dataset or feature settings" if key == "data_key" else repr(saved.get(key))
+            raise TrainingError(
+                f"{last_path} was trained with {what} {shown}, not this run's "
+                f"{'dataset' if key == 'data_key' else repr(base[key])}: not resumable. "
+                "Use another output path, or delete it to start over."
+            )
+    try:
+        load_weights(run.model, saved["model"])
+        run.optimizer.load_state_dict(saved["optimizer"])
+        run.scheduler.load_state_dict(saved["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise TrainingError(
+            f"{last_path} holds another architecture or optimizer layout ({str(exc).splitlines()[0]}); "
+            "not resumable with these settings. Use another output path, or delete it to start over."
+        ) from exc
+    log(f"Resuming {base['arm']} from {last_path} after epoch {saved['epoch']}")
+    return TrainState.from_dict(saved)
+
+
+def _describe_epoch(record: dict[str, Any], epochs: int) -> str:
+    lr = f"LR head={record['lr_head']:.2e}"
+    if record["lr_backbone"] is not None:
+        blocks = record["trainable_blocks"] or "none"
+        lr += f", backbone={record['lr_backbone']:.2e} (blocks {blocks} trainable)"
+    return (
+        f"Epoch {record['epoch']}/{epochs}: Train Loss={record['train_loss']:.4f}, "
+        f"Train Acc={record['train_acc']:.4f}, Val Acc={record['val_acc']:.4f}, {lr}"
+    )
 
 
 def train_arm(
@@ -173,163 +358,84 @@ def train_arm(
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; use one of {ARMS}")
     t = config.train
+    best_path = Path(checkpoint)
+    run, base, split, val_rows = _setup(config, cache, arm)
+    log = _silent if run.rank else log  # one voice: rank 0 prints and writes
+    last_path = checkpoint_paths(best_path)[0]
+    state = TrainState()
+    if resume and last_path.is_file():
+        state = resume_state(run, last_path, base, log)
+    elif resume:
+        log(f"No {last_path} to resume from; starting {arm} from epoch 1")
+    log(
+        f"[{arm}] backbone {config.model.backbone}: {base['backbone_source']}; "
+        f"{sum(p.numel() for p in run.model.parameters()):,} parameters; device {run.device}; "
+        f"train {len(split.train)} clips ({len(run.loader.dataset)} rows with variants), "
+        f"val {len(split.val)}, test fold {config.data.test_fold} ({len(split.test)} clips, unused here)"
+    )
+    if run.rank == 0:
+        write_config(config, best_path.parent)
+        remove_torn_writes(best_path)
+    for epoch in range(state.epoch + 1, t.epochs + 1):
+        began = time.time()
+        blocks = apply_freezing(run.model, epoch, arm, config)
+        lrs = {g["name"]: g["lr"] for g in run.optimizer.param_groups}  # as used this epoch
+        train_loss, train_acc = train_one_epoch(run, config, epoch, f"{arm} epoch {epoch}", progress)
+        val_acc, val_loss = validate(run, config, cache, val_rows)
+        if t.schedule == "plateau":
+            run.scheduler.step(val_acc)
+        record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+                  "val_acc": val_acc, "lr_head": lrs["head"], "lr_backbone": lrs.get("backbone"),
+                  "trainable_blocks": blocks, "seconds": time.time() - began}  # fmt: skip
+        improved = state.update(record)
+        log(_describe_epoch(record, t.epochs))
+        if run.rank == 0:
+            save_checkpoints(run, state, improved, base, best_path, log)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+        if state.stale >= t.early_stop_patience:
+            log(f"Early stopping: no validation improvement for {state.stale} epochs")
+            break
+    return TrainResult(best_path, state.best_epoch, state.best_val_acc, state.history)
+
+
+def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, dict[str, Any], Any, np.ndarray]:
+    """The split, model, optimizer, scheduler and loader of one arm, and the fields every
+    checkpoint of it carries."""
+    t = config.train
     rank, world = _distributed()
-    if rank:
-        log = _silent  # one voice: rank 0 prints and writes
     if t.threads:
         torch.set_num_threads(t.threads)
     device = select_device(t.device)
-    best_path = Path(checkpoint)
-    last_path, history_path = checkpoint_paths(best_path)
-
     split = split_clips(
-        cache.labels.numpy(),
-        cache.folds.numpy(),
-        cache.groups,
-        config.data.test_fold,
-        config.data.val_fraction,
-        t.seed,
-    )
+        cache.labels.numpy(), cache.folds.numpy(), cache.groups, config.data.test_fold,
+        config.data.val_fraction, t.seed,
+    )  # fmt: skip
     # Variants are used for training clips only: no copy of a held-out clip is trained on.
     train_rows = cache.rows_for(split.train, with_variants=True)
     val_rows = cache.rows_for(split.val, with_variants=False)
     train_set = TrainingSet(cache, train_rows, config.augment, t.seed)
-
     torch.manual_seed(t.seed)
     model, backbone = build_model(config.model, config.audio, arm == "finetuned", len(cache.classes))
     model.to(device)
     # Evaluation and checkpoints use `model` itself; only the training step runs compiled.
     forward = torch.compile(model) if t.compile else model
     optimizer = configure_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", patience=t.plateau_patience, factor=t.plateau_factor
-    )
-    history: list[dict[str, Any]] = []
-    best_val, best_epoch, stale, start = -1.0, 0, 0, 1
-    if resume and last_path.is_file():
-        state = safe_torch_load(last_path, "checkpoint")
-        if state.get("arm") != arm or state.get("test_fold") != config.data.test_fold:
-            raise ValueError(
-                f"{last_path} belongs to arm {state.get('arm')!r}, test fold "
-                f"{state.get('test_fold')}; not resumable as {arm!r}, fold {config.data.test_fold}"
-            )
-        load_weights(model, state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = state["history"]
-        best_val, best_epoch, stale = state["best_val_acc"], state["best_epoch"], state["stale"]
-        start = state["epoch"] + 1
-        log(f"Resuming {arm} from {last_path} after epoch {state['epoch']}")
-    elif resume:
-        log(f"No {last_path} to resume from; starting {arm} from epoch 1")
-
-    log(
-        f"[{arm}] backbone {config.model.backbone}: {backbone.source}; "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters; device {device}; "
-        f"train {len(split.train)} clips ({len(train_rows)} rows with variants), "
-        f"val {len(split.val)}, test fold {config.data.test_fold} "
-        f"({len(split.test)} clips, unused here)"
-    )
-    if rank == 0:
-        write_config(config, best_path.parent)
-        remove_torn_writes(best_path)
-    loss_fn = nn.CrossEntropyLoss()
-    use_amp = t.amp and device.type == "cuda"
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=t.seed)
     loader = DataLoader(train_set, batch_size=t.batch_size, sampler=sampler)
-
-    for epoch in range(start, t.epochs + 1):
-        began = time.time()
-        blocks = apply_freezing(model, epoch, arm, config)
-        sampler.set_epoch(epoch)
-        train_set.epoch = epoch
-        torch.manual_seed(t.seed * 100_003 + epoch)  # dropout, reproducible per epoch
-        model.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(
-            loader,
-            desc=f"{arm} epoch {epoch}",
-            leave=False,
-            disable=None if progress and rank == 0 else True,
-        )
-        for x, y in bar:
-            x, y = x.to(device), y.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = forward(x)
-                loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if world > 1:
-                _sync_gradients(model, world)
-            optimizer.step()
-            total_loss += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}")
-        if world > 1:
-            for buf in model.buffers():  # BatchNorm statistics: rank 0's are kept
-                dist.broadcast(buf, 0)
-            totals = torch.tensor([total_loss, correct, seen], dtype=torch.float64)
-            dist.all_reduce(totals)  # epoch metrics over all ranks' shards
-            total_loss, correct, seen = totals[0].item(), int(totals[1]), int(totals[2])
-        probs = predict_proba(model, cache.features[val_rows], config.augment, device, t.batch_size)
-        val_labels = cache.labels[cache.row_clip[torch.as_tensor(val_rows)]].numpy()
-        val_acc = float((probs.argmax(1) == val_labels).mean())
-        val_loss = float(-np.log(probs[np.arange(len(val_labels)), val_labels] + 1e-12).mean())
-        lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
-        scheduler.step(val_acc)
-        record = {
-            "epoch": epoch,
-            "train_loss": total_loss / max(seen, 1),
-            "train_acc": correct / max(seen, 1),
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "lr_head": lrs["head"],
-            "lr_backbone": lrs.get("backbone"),
-            "trainable_blocks": blocks,
-            "seconds": time.time() - began,
-        }
-        history.append(record)
-        log(
-            f"Epoch {epoch}/{t.epochs}: Train Loss={record['train_loss']:.4f}, "
-            f"Train Acc={record['train_acc']:.4f}, Val Acc={val_acc:.4f}, LR={lrs['head']:.6f}"
-        )
-        improved = val_acc > best_val
-        if improved:
-            best_val, best_epoch, stale = val_acc, epoch, 0
-        else:
-            stale += 1
-        if rank == 0:
-            state = _checkpoint(
-                model,
-                config,
-                arm,
-                cache.classes,
-                backbone,
-                epoch,
-                {"val_acc": val_acc, "val_loss": val_loss},
-                config.data.test_fold,
-            )
-            if improved:
-                atomic_torch_save(state, best_path)
-                log(f"Best Model Updated: Acc={val_acc:.4f}")
-            last = dict(state)
-            last.update(
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                history=history,
-                best_val_acc=best_val,
-                best_epoch=best_epoch,
-                stale=stale,
-            )
-            atomic_torch_save(last, last_path)
-            atomic_write_json(history_path, history)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
-        if stale >= t.early_stop_patience:
-            log(f"Early stopping: no validation improvement for {stale} epochs")
-            break
-    return TrainResult(best_path, best_epoch, best_val, history)
+    scheduler = make_scheduler(optimizer, t, len(loader))
+    base = {
+        "format": CHECKPOINT_FORMAT,
+        "config": config.to_dict(),
+        "arm": arm,
+        "classes": list(cache.classes),
+        "data_key": cache.key,
+        "backbone": config.model.backbone,
+        "backbone_source": backbone.source,
+        "backbone_config": backbone.config_json,
+        "test_fold": config.data.test_fold,
+    }
+    return Run(model, forward, optimizer, scheduler, loader, device, world, rank), base, split, val_rows
 
 
 def load_checkpoint(path: str | Path) -> tuple[AudioClassifier, dict[str, Any]]:
@@ -343,15 +449,14 @@ def load_checkpoint(path: str | Path) -> tuple[AudioClassifier, dict[str, Any]]:
     config = config_from_dict(state["config"])
     module = backbone_from_config_json(state["backbone_config"])
     hidden = module.config.hidden_size if module is not None else config.model.cnn_only_hidden
-    model = AudioClassifier(
-        module,
-        hidden,
-        len(state["classes"]),
-        config.audio,
-        config.model.pooling,
-        config.model.head_hidden,
-    )
-    load_weights(model, state["model"])
+    model = from_config(module, hidden, len(state["classes"]), config.model, config.audio)
+    try:
+        load_weights(model, state["model"])
+    except RuntimeError as exc:
+        raise UnsafeFileError(
+            f"{path}: its weights do not match the architecture its config describes "
+            f"({str(exc).splitlines()[0]}); the file is damaged or was edited"
+        ) from exc
     model.eval()
     state["config_obj"] = config
     return model, state
