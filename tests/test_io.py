@@ -1,5 +1,6 @@
 import os
 import pickle
+import stat
 
 import pytest
 import torch
@@ -54,3 +55,37 @@ def test_remove_torn_writes_deletes_only_this_checkpoints_temp_files(tmp_path):
         path.write_bytes(b"x")
     assert remove_torn_writes(tmp_path / "best.pt") == sorted(torn)
     assert [p for p in torn + kept if p.exists()] == kept
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    from audiogpt2.io import atomic_write_text
+
+    old = os.umask(0o027)
+    try:
+        path = atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_second_run_on_one_output_folder_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    from audiogpt2.io import LockedError, exclusive_lock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from audiogpt2.io import exclusive_lock\n"
+         f"with exclusive_lock({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockedError, match=f"in use by process {holder.pid}"), exclusive_lock(tmp_path):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with exclusive_lock(tmp_path):  # released when its holder died
+        pass

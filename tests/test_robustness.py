@@ -216,3 +216,107 @@ def test_huge_float_samples_are_skipped_not_nan(tmp_path, esc_root, tiny_gpt2_di
     assert [s["file"] for s in out["skipped"]] == [str(d / "huge.wav")]
     assert "not finite" in out["skipped"][0]["reason"]
     assert len(out["predictions"]) == 1
+
+
+def _esc_copy(esc_root, tmp_path, edit):
+    """A copy of the small ESC-50-layout set whose metadata text went through ``edit``."""
+    import shutil
+
+    root = tmp_path / "ESC"
+    shutil.copytree(esc_root, root)
+    meta = root / "meta" / "esc50.csv"
+    meta.write_text(edit(meta.read_text()))
+    return root
+
+
+def _first_name(text):
+    return text.splitlines()[1].split(",")[0]
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (lambda t: t.replace(_first_name(t), "../../../../etc/passwd", 1), "points outside"),
+        (lambda t: t.replace(_first_name(t), "/etc/passwd", 1), "points outside"),
+        (
+            lambda t: "\n".join(
+                [t.splitlines()[0]]
+                + [  # the second class's rows claim the first class's name
+                    ",".join(c if i != 3 or r.split(",")[2] != "1" else t.splitlines()[1].split(",")[3]
+                             for i, c in enumerate(r.split(",")))
+                    for r in t.splitlines()[1:]
+                ]
+            ) + "\n",
+            "one category needs one target",
+        ),  # fmt: skip
+    ],
+)
+def test_bad_esc50_metadata_is_one_line(esc_root, tmp_path, capsys, edit, fragment):
+    root = _esc_copy(esc_root, tmp_path, edit)
+    assert main(["preprocess", "--data", str(root), "--cache", str(tmp_path / "c.pt"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1
+
+
+def test_esc50_header_with_spaces_and_bom_reads(esc_root, tmp_path):
+    def edit(text):
+        lines = text.splitlines()
+        return "\ufeff" + ", ".join(lines[0].split(",")) + "\r\n" + "\r\n".join(lines[1:]) + "\r\n"
+
+    root = _esc_copy(esc_root, tmp_path, edit)
+    from audiogpt2.config import DataConfig
+    from audiogpt2.data import load_dataset
+
+    assert len(load_dataset(DataConfig(root=str(root))).clips) == 40
+
+
+def _manifest(tmp_path, rows):
+    d = tmp_path / "clips"
+    d.mkdir(exist_ok=True)
+    for i in range(12):
+        sf.write(d / f"x{i}.wav", _tone(0.5), SR)
+    (tmp_path / "m.csv").write_text("path,label,fold\n" + "\n".join(rows) + "\n")
+    return tmp_path / "m.csv"
+
+
+@pytest.mark.parametrize(
+    ("rows", "fragment"),
+    [
+        ([f"clips/x{i}.wav,{'ab'[i % 2]},{i % 5 + 1}" for i in range(10)] + ["./clips/x0.wav,a,5"],
+         "both name"),
+        ([f"clips/x{i}.wav,{'ab'[i % 2]},{i % 5 + 1 if i != 3 else ''}" for i in range(10)],
+         "empty on line(s) 5"),
+        ([f"clips/x{i}.wav,{'ab'[i % 2]}," for i in range(10)], "source"),  # fmt: skip
+    ],
+)
+def test_bad_manifests_are_one_line(tmp_path, capsys, rows, fragment):
+    if fragment == "source":  # every clip in one group: no way to make 5 folds of groups
+        (tmp_path / "m.csv").unlink(missing_ok=True)
+        rows = [r + ",g" for r in rows]
+        path = _manifest(tmp_path, rows)
+        path.write_text("path,label,fold,group\n" + "\n".join(rows) + "\n")
+    else:
+        path = _manifest(tmp_path, rows)
+    assert main(["preprocess", "--data", str(path), "--cache", str(tmp_path / "c.pt"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1
+
+
+def test_careless_predict_and_flags_are_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "x.wav").mkdir()
+    for inputs in ([str(tmp_path / "empty")], [str(tmp_path / "x.wav")]):
+        assert main(["predict", str(tmp_path / "none.pt"), *inputs]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "no audio files found" in err and len(err.splitlines()) == 1
+    for argv in (["predict", "m.pt", "a.wav", "--top-k", "0"], ["train", "--epoch", "2"]):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["predict", str(tmp_path / "none.pt"), str(tmp_path / "a.wav"), "--device", "cuda"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "no CUDA" in err and len(err.splitlines()) == 1

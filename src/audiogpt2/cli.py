@@ -38,6 +38,11 @@ CONFIG_SWITCHES = {
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: `--epoch 2` must not silently mean `--epochs 2`.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, no usage dump
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         raise SystemExit(2)
@@ -83,6 +88,16 @@ def _arms(text: str) -> list[str]:
         if arm not in ("finetuned", "baseline"):
             raise argparse.ArgumentTypeError(f"unknown arm {arm!r}; use finetuned and/or baseline")
     return arms
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
 
 
 def build_parser() -> Parser:
@@ -139,7 +154,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("predict", help="classify audio files with a trained checkpoint")
     p.add_argument("checkpoint")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=_positive_int, default=3, help="classes shown per file (default 3)")
     p.add_argument("--timeline", action="store_true", help="show per-window labels of long files")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--device", default="cpu")
@@ -153,11 +168,18 @@ def build_parser() -> Parser:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from audiogpt2.data import AUDIO_EXTENSIONS
     from audiogpt2.io import display
-    from audiogpt2.predict import Classifier, expand_inputs, predict_paths
+    from audiogpt2.predict import Classifier, NoAudioError, expand_inputs, predict_paths
 
+    paths = expand_inputs(args.inputs)
+    if not paths:
+        raise NoAudioError(
+            f"no audio files found in {', '.join(map(display, args.inputs))} "
+            f"(looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
+        )
     clf = Classifier.from_checkpoint(args.checkpoint, args.device)
-    done, skipped = predict_paths(clf, expand_inputs(args.inputs))
+    done, skipped = predict_paths(clf, paths)
     if args.json:
         print(
             json.dumps(
@@ -246,33 +268,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from audiogpt2.audio import AudioError
-    from audiogpt2.data import DatasetError
-    from audiogpt2.download import DownloadError
-    from audiogpt2.io import OutputError, UnsafeFileError
-    from audiogpt2.model import BackboneError
+    from audiogpt2.errors import AudioGPT2Error
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (
-        ConfigError,
-        DatasetError,
-        BackboneError,
-        AudioError,
-        DownloadError,
-        UnsafeFileError,
-        OutputError,
-        FileNotFoundError,
-    ) as exc:
+    except (AudioGPT2Error, FileNotFoundError) as exc:
         print(f"audiogpt2: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "audiogpt2: interrupted; completed epochs are saved, rerun with --resume",
-            file=sys.stderr,
-        )
+        hint = {
+            "train": "; completed epochs are saved, rerun with --resume",
+            "cv": "; finished folds and completed epochs are saved, rerun the same command",
+        }.get(args.command, "")
+        print(f"audiogpt2: interrupted{hint}", file=sys.stderr)
         return 130
 
 

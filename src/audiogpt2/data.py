@@ -63,10 +63,13 @@ def _missing_error(missing: list[str], total: int, where: Path, hint: str) -> Da
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part of a name.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
+            # "filename, fold, ..." (spaces after the commas) names the same columns.
+            reader.fieldnames = [c.strip() for c in (reader.fieldnames or [])]
             rows = list(reader)
-            return [c.strip() for c in (reader.fieldnames or [])], rows
+            return list(reader.fieldnames), rows
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from exc
 
@@ -93,11 +96,18 @@ def load_esc50(root: Path, subset: str = "all", n_folds: int = 5) -> DatasetInde
             raise DatasetError(f"{meta} marks no row as esc10=True")
     seen: set[str] = set()
     categories: dict[int, str] = {}
+    targets_of: dict[str, int] = {}
+    audio_dir = root / "audio"
     for line, row in enumerate(rows, start=2):
         name = row["filename"]
         if name in seen:
             raise DatasetError(f"{meta}: duplicate row for {name!r}")
         seen.add(name)
+        if not name or Path(name).is_absolute() or not _inside(audio_dir / name, audio_dir):
+            raise DatasetError(
+                f"{meta} line {line}: filename {name!r} points outside {audio_dir}; "
+                "ESC-50 filenames are plain names of files in audio/"
+            )
         try:
             fold, target = int(row["fold"]), int(row["target"])
         except ValueError as exc:
@@ -111,9 +121,13 @@ def load_esc50(root: Path, subset: str = "all", n_folds: int = 5) -> DatasetInde
                 f"{meta} line {line}: target {target} is {row['category']!r} here but "
                 f"{categories[target]!r} elsewhere"
             )
+        if targets_of.setdefault(row["category"], target) != target:
+            raise DatasetError(
+                f"{meta} line {line}: category {row['category']!r} has target {target} here but "
+                f"{targets_of[row['category']]} elsewhere; one category needs one target"
+            )
     targets = sorted(categories)
     remap = {t: i for i, t in enumerate(targets)}
-    audio_dir = root / "audio"
     clips = [
         Clip(
             path=audio_dir / r["filename"],
@@ -154,8 +168,15 @@ def load_manifest(manifest: Path, n_folds: int = 5, seed: int = 0) -> DatasetInd
     classes = sorted({r["label"].strip() for r in rows})
     if "" in classes:
         raise DatasetError(f"{manifest}: some rows have an empty label")
-    has_folds = "fold" in columns and all(r.get("fold", "").strip() for r in rows)
-    clips, seen = [], set()
+    has_folds = "fold" in columns and any((r.get("fold") or "").strip() for r in rows)
+    if has_folds:
+        empty = [str(i) for i, r in enumerate(rows, start=2) if not (r.get("fold") or "").strip()]
+        if empty:
+            raise DatasetError(
+                f"{manifest}: the fold column is empty on line(s) {', '.join(empty[:10])}; "
+                "give every row a fold, or leave the whole column empty to have folds assigned"
+            )
+    clips, seen = [], {}
     for line, row in enumerate(rows, start=2):
         rel = row["path"].strip()
         path = root / rel
@@ -164,9 +185,14 @@ def load_manifest(manifest: Path, n_folds: int = 5, seed: int = 0) -> DatasetInd
                 f"{manifest} line {line}: path {rel!r} points outside the dataset root {root}; "
                 "list files below the manifest's folder"
             )
-        if rel in seen:
-            raise DatasetError(f"{manifest} line {line}: duplicate row for {rel!r}")
-        seen.add(rel)
+        key = path.resolve()  # clips/x.wav and ./clips/x.wav are one file
+        if key in seen:
+            first_line, first = seen[key]
+            raise DatasetError(
+                f"{manifest} lines {first_line} and {line} both name {first!r} ({rel!r}); "
+                "list each clip once, or it could land in training and test at the same time"
+            )
+        seen[key] = (line, rel)
         fold = 0
         if has_folds:
             try:
@@ -214,13 +240,33 @@ def assign_folds(index: DatasetIndex, n_folds: int, seed: int = 0) -> None:
             f"class(es) {', '.join(small)} have fewer than {n_folds} clips, too few to spread "
             f"over {n_folds} folds; add clips or set data.n_folds lower"
         )
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        splits = list(splitter.split(np.zeros(len(index.clips)), index.labels, index.groups))
+    splits = _grouped_splits(n_folds, seed, index.labels, index.groups, "folds", "data.n_folds")
     for fold, (_, test) in enumerate(splits, start=1):
         for i in test:
             index.clips[i].fold = fold
+
+
+def _grouped_splits(
+    n_splits: int, seed: int, labels: np.ndarray, groups: list[str], what: str, setting: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """StratifiedGroupKFold, with its "cannot split" errors told as what the data lacks."""
+    n_groups = len(set(groups))
+    if n_groups < n_splits or len(labels) < n_splits:
+        raise DatasetError(
+            f"{len(labels)} clips from {n_groups} source group(s) cannot be split into {n_splits} "
+            f"{what}: each split needs its own groups, so every class needs clips from at least "
+            f"{n_splits} different sources. Add clips or sources, or change {setting}."
+        )
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return list(splitter.split(np.zeros(len(labels)), labels, groups))
+    except ValueError as exc:
+        raise DatasetError(
+            f"cannot split {len(labels)} clips into {n_splits} {what} ({exc}); every class needs "
+            f"clips from at least {n_splits} different sources. Add clips, or change {setting}."
+        ) from exc
 
 
 def load_dataset(cfg: DataConfig, seed: int = 0) -> DatasetIndex:
@@ -265,10 +311,8 @@ def split_clips(
     if len(test) == 0:
         raise DatasetError(f"fold {test_fold} holds no clips")
     n_splits = max(2, int(round(1 / val_fraction)))
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        train_pos, val_pos = next(
-            splitter.split(np.zeros(len(rest)), labels[rest], [groups[i] for i in rest])
-        )
+    train_pos, val_pos = _grouped_splits(
+        n_splits, seed, labels[rest], [groups[i] for i in rest], "training and validation parts",
+        "data.val_fraction",
+    )[0]  # fmt: skip
     return Split(train=np.sort(rest[train_pos]), val=np.sort(rest[val_pos]), test=test)

@@ -16,8 +16,13 @@ from sklearn.metrics import (
 
 from audiogpt2.augment import time_shift, tta_shifts
 from audiogpt2.config import AugmentConfig
+from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.features import model_input
 from audiogpt2.io import atomic_savefig
+
+
+class EvaluationError(AudioGPT2Error, ValueError):
+    """A checkpoint and a dataset that do not belong together."""
 
 
 @torch.no_grad()
@@ -141,7 +146,7 @@ def evaluate_checkpoint(
 
     model, state = load_checkpoint(checkpoint)
     if list(state["classes"]) != list(cache.classes):
-        raise ValueError(
+        raise EvaluationError(
             f"{checkpoint} was trained on classes {state['classes'][:3]}... but the cache has "
             f"{cache.classes[:3]}...; preprocess the dataset the checkpoint was trained on"
         )

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import pickle
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,8 @@ def _atomic_target(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp creates 0600; the final file gets the usual mode under the user's umask.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
@@ -57,6 +60,49 @@ def _atomic_target(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class LockedError(AudioGPT2Error, RuntimeError):
+    """Another run is writing into the same output folder."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(directory: str | Path) -> Iterator[None]:
+    """Hold ``directory/.audiogpt2.lock`` for the duration, so two runs never write into
+    one folder (their checkpoints, history and config would interleave). The lock is
+    released by the OS if the process dies, so a killed run never leaves it stuck."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks, no protection
+        yield
+        return
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / ".audiogpt2.lock"
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until the block ends
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LockedError(
+                f"{display(directory)} is in use by {holder}; wait for that run to finish, "
+                "or choose another output folder"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} ({' '.join(sys.argv[:3])})")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def remove_torn_writes(path: str | Path) -> list[Path]:

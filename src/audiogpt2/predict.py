@@ -16,8 +16,13 @@ import torch
 
 from audiogpt2.audio import AudioError, load_audio, prepare_waveform
 from audiogpt2.data import AUDIO_EXTENSIONS
+from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.evaluate import predict_proba
 from audiogpt2.features import compute_features, limit_blas_threads
+
+
+class NoAudioError(AudioGPT2Error):
+    """Nothing to classify: the inputs hold no audio files."""
 
 
 @dataclass
@@ -41,8 +46,9 @@ class Classifier:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Classifier:
-        from audiogpt2.train import load_checkpoint
+        from audiogpt2.train import load_checkpoint, select_device
 
+        select_device(device)  # one clear line when the device does not exist here
         model, state = load_checkpoint(path)
         return cls(model, state, device)
 
@@ -88,7 +94,9 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS))
+            out.extend(
+                sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            )
         else:
             out.append(path)
     return out

@@ -8,6 +8,7 @@ the uninterrupted run would have, and two runs with one seed give identical metr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -30,7 +31,13 @@ from audiogpt2.data import split_clips
 from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.evaluate import predict_proba
 from audiogpt2.features import model_input
-from audiogpt2.io import atomic_torch_save, atomic_write_json, remove_torn_writes, safe_torch_load
+from audiogpt2.io import (
+    atomic_torch_save,
+    atomic_write_json,
+    exclusive_lock,
+    remove_torn_writes,
+    safe_torch_load,
+)
 from audiogpt2.model import AudioClassifier, backbone_blocks, build_model, from_config, load_weights
 from audiogpt2.preprocess import FeatureCache
 
@@ -40,6 +47,13 @@ ARMS = ("finetuned", "baseline")
 
 def select_device(name: str = "auto") -> torch.device:
     """MPS (Apple Silicon), then CUDA, then CPU, unless ``name`` says otherwise."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(
+            f"--device {name}: this PyTorch build sees no CUDA GPU ({torch.__version__}); "
+            "use --device cpu or auto, or install a CUDA build of PyTorch"
+        )
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TrainingError("--device mps: Apple's Metal backend is not available; use --device cpu or auto")
     if name != "auto":
         return torch.device(name)
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
@@ -357,7 +371,6 @@ def train_arm(
     """
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; use one of {ARMS}")
-    t = config.train
     best_path = Path(checkpoint)
     run, base, split, val_rows = _setup(config, cache, arm)
     log = _silent if run.rank else log  # one voice: rank 0 prints and writes
@@ -373,9 +386,29 @@ def train_arm(
         f"train {len(split.train)} clips ({len(run.loader.dataset)} rows with variants), "
         f"val {len(split.val)}, test fold {config.data.test_fold} ({len(split.test)} clips, unused here)"
     )
-    if run.rank == 0:
-        write_config(config, best_path.parent)
-        remove_torn_writes(best_path)
+    with exclusive_lock(best_path.parent) if run.rank == 0 else contextlib.nullcontext():
+        if run.rank == 0:
+            write_config(config, best_path.parent)
+            remove_torn_writes(best_path)
+        _epochs(run, config, cache, val_rows, arm, state, base, best_path, progress, on_epoch_end, log)
+    return TrainResult(best_path, state.best_epoch, state.best_val_acc, state.history)
+
+
+def _epochs(
+    run: Run,
+    config: Config,
+    cache: FeatureCache,
+    val_rows: np.ndarray,
+    arm: str,
+    state: TrainState,
+    base: dict[str, Any],
+    best_path: Path,
+    progress: bool,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None,
+    log: Callable[[str], None],
+) -> None:
+    """Epochs after ``state.epoch`` up to the last or an early stop; ``state`` is updated."""
+    t = config.train
     for epoch in range(state.epoch + 1, t.epochs + 1):
         began = time.time()
         blocks = apply_freezing(run.model, epoch, arm, config)
@@ -396,7 +429,6 @@ def train_arm(
         if state.stale >= t.early_stop_patience:
             log(f"Early stopping: no validation improvement for {state.stale} epochs")
             break
-    return TrainResult(best_path, state.best_epoch, state.best_val_acc, state.history)
 
 
 def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, dict[str, Any], Any, np.ndarray]:
