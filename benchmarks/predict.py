@@ -95,7 +95,10 @@ def main() -> None:
         )
 
         feats = np.stack(
-            [compute_features(rng.uniform(-0.3, 0.3, 80000).astype(np.float32), clf.config.audio) for _ in range(64)]
+            [
+                compute_features(rng.uniform(-0.3, 0.3, 80000).astype(np.float32), clf.config.audio)
+                for _ in range(64)
+            ]
         )
         for bs in (1, 16, 64):
             predict_proba(clf.model, feats[:bs], clf.config.augment, batch_size=bs)

@@ -42,7 +42,7 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
 
 
 def fake_cache(rows: int, config: Config) -> FeatureCache:
-    feats = torch.randn(rows, config.audio.n_frames, config.audio.n_mfcc)
+    feats = torch.randn(rows, config.audio.n_frames, config.audio.n_bins)
     return FeatureCache(
         features=feats,
         row_clip=torch.arange(rows),

@@ -89,3 +89,47 @@ def test_extraction_refuses_symlinks(tmp_path):
         zf.writestr(info, "/etc/passwd")
     with pytest.raises(DownloadError, match="symbolic links"):
         safe_extract(archive, tmp_path / "out")
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Serves ``data``: the first request is cut off at 40 % (connection closed), later
+    ones honour Range requests, as real servers do."""
+
+    data = b""
+    calls: list = []
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.calls.append(self.headers.get("Range"))
+        start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
+        body = self.data[start:]
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if len(self.calls) == 1:
+            self.wfile.write(body[: int(len(body) * 0.4)])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_dropped_connection_keeps_the_part_and_the_next_run_resumes(esc_root, tmp_path):
+    data = _archive(tmp_path / "a.zip", esc_root).read_bytes()
+    handler = type("H", (_Flaky,), {"data": data, "calls": []})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/master.zip"
+    dest = tmp_path / "data"
+    try:
+        with pytest.raises(DownloadError, match="run the same command again to resume"):
+            download_esc50(dest, url, progress=False)
+        assert not (dest / "ESC-50-master.zip").exists()
+        assert (dest / "ESC-50-master.zip.part").stat().st_size == int(len(data) * 0.4)
+        root = download_esc50(dest, url, progress=False)
+    finally:
+        httpd.shutdown()
+    assert handler.calls == [None, f"bytes={int(len(data) * 0.4)}-"]
+    assert (root / "meta" / "esc50.csv").is_file()

@@ -17,8 +17,8 @@ class Exploit:
 def test_checkpoint_that_runs_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
-        pickle.dump({"model": Exploit()}, f)
-    with pytest.raises(UnsafeFileError, match="refused"):
+        pickle.dump({"model": Exploit()}, f)  # a legacy pickle, not a torch.save archive
+    with pytest.raises(UnsafeFileError, match="not an audiogpt2 checkpoint"):
         safe_torch_load(path, "checkpoint")
 
 
@@ -44,6 +44,7 @@ def test_crafted_checkpoint_is_refused_by_predict(tmp_path, capsys):
 
     path = tmp_path / "evil.pt"
     torch.save({"model": Exploit()}, path)
+    (tmp_path / "a.wav").write_bytes(b"")  # an input, so the checkpoint is what fails
     assert main(["predict", str(path), str(tmp_path)]) == 2
     assert "refused" in capsys.readouterr().err
 
@@ -89,3 +90,42 @@ def test_second_run_on_one_output_folder_is_refused(tmp_path):
         holder.wait()
     with exclusive_lock(tmp_path):  # released when its holder died
         pass
+
+
+def test_wav_or_text_given_as_checkpoint_says_so(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    from audiogpt2.cli import main
+
+    wav, text = tmp_path / "a.wav", tmp_path / "notes.pt"
+    sf.write(wav, np.zeros(1600, np.float32), 16000)
+    text.write_text("hello")
+    for path in (wav, text):
+        assert main(["predict", str(path), str(wav)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "not an audiogpt2 checkpoint" in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)]
+    done = subprocess.run(command, capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_full_disk_keeps_the_old_file_and_says_no_space(tiny_disk):
+    path = tiny_disk / "c.pt"
+    atomic_torch_save({"format": "x", "w": torch.ones(10)}, path)
+    old = path.read_bytes()
+    with pytest.raises(OutputError, match="no space left"):
+        atomic_torch_save({"format": "x", "w": torch.ones(200_000)}, path)
+    assert path.read_bytes() == old
+    assert [p.name for p in tiny_disk.iterdir()] == ["c.pt"]

@@ -320,3 +320,27 @@ def test_careless_predict_and_flags_are_one_line(tmp_path, capsys):
         assert main(["predict", str(tmp_path / "none.pt"), str(tmp_path / "a.wav"), "--device", "cuda"]) == 2
         err = capsys.readouterr().err.strip()
         assert "no CUDA" in err and len(err.splitlines()) == 1
+
+
+def test_ctrl_c_during_parallel_preprocessing_is_one_line(esc_root, tmp_path):
+    cache = tmp_path / "c.pt"
+    (tmp_path / ".c.pt.torn.tmp").write_bytes(b"left by a kill during an earlier cache write")
+    cmd = [sys.executable, "-m", "audiogpt2", "preprocess", "--data", str(esc_root), "--cache", str(cache),
+           "--workers", "2", "--variants", "6"]  # fmt: skip
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True)
+    time.sleep(5)  # inside the pool by now
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in err
+    assert not (tmp_path / ".c.pt.torn.tmp").exists()
+
+    # A kill of the parent alone: its workers end with it, silently.
+    proc = subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True)
+    time.sleep(5)
+    proc.kill()
+    time.sleep(3)
+    leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    out, err = proc.communicate(timeout=60)
+    assert set(leftover) <= {str(proc.pid)} and "Traceback" not in err  # the parent is a zombie until reaped

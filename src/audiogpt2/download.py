@@ -10,6 +10,7 @@ symlinks) are refused. This is the only network access in the package.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import shutil
 import stat
 import tempfile
@@ -67,9 +68,23 @@ def fetch(url: str, target: Path, timeout: float = 15.0, progress: bool = True) 
                 disable=None if progress else True,
             ) as bar,
         ):
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                bar.update(len(chunk))
+            try:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+            except (TimeoutError, OSError, http.client.HTTPException) as exc:
+                raise DownloadError(
+                    f"the download of {url} stopped after {out.tell():,} bytes "
+                    f"({type(exc).__name__}: {exc}); the part is kept in {part}: "
+                    "run the same command again to resume"
+                ) from exc
+            received = out.tell()
+    if total is not None and received < total:
+        # A dropped connection ends the body early without an error; never call that done.
+        raise DownloadError(
+            f"the download of {url} ended at {received:,} of {total:,} bytes; the part is "
+            f"kept in {part}: run the same command again to resume"
+        )
     part.rename(target)
     return target
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +140,10 @@ def most_confused(matrix: np.ndarray | list, classes: list[str], k: int = 10) ->
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path, cache: Any, device: torch.device | str = "cpu"
+    checkpoint: str | Path, cache: Any, device: torch.device | str = "cpu", tta: int | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Metrics of a checkpoint on its own test fold (originals only, never variants)."""
+    """Metrics of a checkpoint on its own test fold (originals only, never variants);
+    ``tta`` overrides the number of test-time shifts the checkpoint was trained with."""
     from audiogpt2.train import load_checkpoint
 
     model, state = load_checkpoint(checkpoint)
@@ -153,7 +155,11 @@ def evaluate_checkpoint(
     model.to(device)
     clips = np.flatnonzero(cache.folds.numpy() == state["test_fold"])
     rows = cache.rows_for(clips, with_variants=False)
-    probs = predict_proba(model, cache.features[rows], state["config_obj"].augment, device)
+    aug = state["config_obj"].augment
+    if tta is not None:
+        aug = dataclasses.replace(aug, tta=tta)
+        aug.validate()
+    probs = predict_proba(model, cache.features[rows], aug, device)
     y_true = cache.labels[cache.row_clip[torch.as_tensor(rows)]].numpy()
     metrics = compute_metrics(y_true, probs.argmax(1), cache.classes)
     metrics.update(
@@ -161,6 +167,7 @@ def evaluate_checkpoint(
         epoch=state["epoch"],
         arm=state["arm"],
         backbone_source=state["backbone_source"],
+        tta=aug.tta,
         predictions=probs.argmax(1).tolist(),
         targets=y_true.tolist(),
     )

@@ -12,8 +12,10 @@ import contextlib
 import json
 import os
 import pickle
+import shutil
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,7 +155,12 @@ def atomic_torch_save(obj: Any, path: str | Path, what: str | None = None) -> Pa
     if what is not None:
         ensure_replaceable(path, obj["format"], what)
     with _atomic_target(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch reports a failed write (e.g. a full disk) this way
+            free = shutil.disk_usage(tmp.parent).free
+            why = f"no space left on the disk of {tmp.parent}" if free < 64 << 20 else str(exc)
+            raise OSError(why) from exc
     return Path(path)
 
 
@@ -173,6 +180,11 @@ def safe_torch_load(path: str | Path, what: str = "file") -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
+    if not zipfile.is_zipfile(path):  # every file torch.save writes is a zip archive
+        raise UnsafeFileError(
+            f"{display(path)} is not an audiogpt2 {what}: it is not a PyTorch file at all. "
+            "Pass the .pt file that audiogpt2 wrote."
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

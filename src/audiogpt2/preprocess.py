@@ -14,6 +14,8 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import signal
+import sys
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +30,14 @@ from audiogpt2.augment import waveform_variant
 from audiogpt2.config import AudioConfig, AugmentConfig, Config
 from audiogpt2.data import DatasetIndex, load_dataset
 from audiogpt2.features import compute_features, limit_blas_threads
-from audiogpt2.io import UnsafeFileError, atomic_torch_save, display, ensure_replaceable, safe_torch_load
+from audiogpt2.io import (
+    UnsafeFileError,
+    atomic_torch_save,
+    display,
+    ensure_replaceable,
+    remove_torn_writes,
+    safe_torch_load,
+)
 
 CACHE_FORMAT = "audiogpt2-cache-v1"
 VARIANT_KEYS = ("variants", "noise_sigma", "pitch_semitones", "stretch_min", "stretch_max")
@@ -99,10 +108,24 @@ def _work(job: tuple[int, str, str, AudioConfig, AugmentConfig, int]):
         return i, None, str(exc)
 
 
+def _die_with_parent() -> None:
+    """On Linux, end this worker when the parent dies (e.g. killed): an orphaned worker
+    would go on computing and print BrokenPipeError tracebacks when it reports back."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def _init_worker() -> None:
     # One process per core already; nested BLAS/OpenMP threads would only oversubscribe.
     from threadpoolctl import threadpool_limits
 
+    # Ctrl-C reaches the whole process group: the parent stops the pool and reports it
+    # once; workers must not each print a KeyboardInterrupt/BrokenPipeError traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     torch.set_num_threads(1)
     threadpool_limits(1)
 
@@ -180,6 +203,7 @@ def preprocess(config: Config, force: bool = False, progress: bool = True) -> Fe
     index = load_dataset(config.data, seed=config.train.seed)
     key = cache_key(index, config.audio, config.augment, config.train.seed)
     path = Path(config.data.cache)
+    remove_torn_writes(path)  # a run killed while writing the cache left its temp file
     if path.exists() and not force:
         try:
             cache = load_cache(path)
