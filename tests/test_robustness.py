@@ -9,6 +9,8 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from audiogpt2.cli import main
 from audiogpt2.config import load_config
@@ -344,3 +346,71 @@ def test_ctrl_c_during_parallel_preprocessing_is_one_line(esc_root, tmp_path):
     leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
     out, err = proc.communicate(timeout=60)
     assert set(leftover) <= {str(proc.pid)} and "Traceback" not in err  # the parent is a zombie until reaped
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(esc_root, tiny_gpt2_dir, tmp_path_factory):
+    from audiogpt2.predict import Classifier
+
+    _, ckpt = _one_epoch_checkpoint(esc_root, tiny_gpt2_dir, tmp_path_factory.mktemp("clf"))
+    return Classifier.from_checkpoint(ckpt)
+
+
+def _hostile_file(data, path):
+    """Random bytes, or a real WAV (random rate, channels, subtype, values) with random damage."""
+    import io
+
+    kind = data.draw(st.sampled_from(["bytes", "wav", "damaged wav"]))
+    if kind == "bytes":
+        path.write_bytes(data.draw(st.binary(max_size=4096)))
+        return
+    rate = data.draw(st.sampled_from([1, 8000, 16000, 44100, 192000]))
+    channels = data.draw(st.integers(1, 3))
+    subtype = data.draw(st.sampled_from(["PCM_16", "PCM_U8", "FLOAT", "DOUBLE"]))
+    frames = data.draw(st.integers(0, 4000))
+    values = data.draw(st.sampled_from([0.0, 0.5, 1e30, float("inf"), float("nan")]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    y = rng.uniform(-1, 1, (frames, channels)) * (values or 1.0)
+    buffer = io.BytesIO()
+    sf.write(buffer, y, rate, subtype=subtype, format="WAV")
+    raw = bytearray(buffer.getvalue())
+    if kind == "damaged wav" and raw:
+        for _ in range(data.draw(st.integers(1, 8))):
+            raw[data.draw(st.integers(0, min(len(raw) - 1, 64)))] = data.draw(st.integers(0, 255))
+        raw = raw[: data.draw(st.integers(0, len(raw)))]
+    path.write_bytes(bytes(raw))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_file_ends_as_a_result_or_a_reasoned_skip(data, tiny_classifier, tmp_path):
+    from audiogpt2.config import AudioConfig, AugmentConfig
+    from audiogpt2.predict import predict_paths
+    from audiogpt2.preprocess import _work
+
+    path = tmp_path / "x.wav"
+    _hostile_file(data, path)
+    done, skipped = predict_paths(tiny_classifier, [path])
+    assert len(done) + len(skipped) == 1
+    if done:
+        assert np.isfinite(done[0][1].probabilities).all()
+    else:
+        assert skipped[0][1]
+    audio = AudioConfig(clip_seconds=0.5, hop_length=200, n_fft=400)
+    _, feats, err = _work((0, str(path), "x.wav", audio, AugmentConfig(variants=1), 0))
+    assert (feats is None) != (err is None)
+    assert err or np.isfinite(feats).all()
+
+
+def test_non_utf8_file_name_with_variants_in_a_folder_dataset(tmp_path, tiny_gpt2_dir):
+    root = tmp_path / "tree"
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(5):
+            sf.write(root / label / f"{i}.wav", _tone(0.5), SR)
+    odd = os.path.join(os.fsencode(root / "a"), b"caf\xe9.wav")  # Latin-1 bytes, not UTF-8
+    with open(odd, "wb") as handle:
+        sf.write(handle, _tone(0.5), SR, format="WAV")
+    over = {**small_overrides(root, tiny_gpt2_dir, tmp_path / "c.pt"), "augment.variants": 1}
+    cache = preprocess(load_config(overrides=over), progress=False)
+    assert len(cache.labels) == 11 and not cache.failed

@@ -95,7 +95,7 @@ def clip_features(
     y = fix_length(waveform, audio.clip_samples)
     out = [compute_features(y, audio)]
     for v in range(1, aug.variants + 1):
-        rng = np.random.default_rng([seed, zlib.crc32(name.encode()), v])
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode("utf-8", "surrogateescape")), v])
         out.append(compute_features(waveform_variant(y, audio.sample_rate, aug, rng), audio))
     return np.stack(out)
 
