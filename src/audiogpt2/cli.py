@@ -151,6 +151,12 @@ def build_parser() -> Parser:
     p.add_argument("run_dirs", nargs="+", help="cv folders of the same experiment at different settings")
     p.add_argument("--out", required=True, help="folder for the selected results and report")
 
+    p = sub.add_parser("compare", help="paired comparison of two cv runs with CV-corrected statistics")
+    p.add_argument("side_a", metavar="RUN_DIR_A[:ARM]", help="cv folder(s), comma-separated for seeds")
+    p.add_argument("side_b", metavar="RUN_DIR_B[:ARM]")
+    p.add_argument("--out", help="folder for compare.json and compare.md (default runs/compare)")
+    p.add_argument("--n-folds", type=_positive_int, default=5, help="folds of the CV (default 5)")
+
     p = sub.add_parser("predict", help="classify audio files with a trained checkpoint")
     p.add_argument("checkpoint")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
@@ -232,6 +238,13 @@ def run(args: argparse.Namespace) -> int:
         from audiogpt2.report import select_by_validation
 
         print(f"Report written to {select_by_validation(args.run_dirs, args.out)}")
+        return 0
+    if args.command == "compare":
+        from audiogpt2.compare import write_comparison
+
+        result, path = write_comparison(args.side_a, args.side_b, args.out or "runs/compare", args.n_folds)
+        print(path.read_text(), end="")
+        print(f"Written to {path} and {path.with_suffix('.json')}")
         return 0
     if args.command == "predict":
         return cmd_predict(args)

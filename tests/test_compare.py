@@ -1,0 +1,58 @@
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from audiogpt2.cli import main
+from audiogpt2.compare import compare, corrected_ttest
+
+
+def _run(root, name, seed, accs, arm="baseline"):
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.toml").write_text(f"[train]\nseed = {seed}\n")
+    for fold, acc in enumerate(accs, start=1):
+        d = run / f"fold{fold}" / arm
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"accuracy": acc, "n": 80, "fold": fold}))
+    return run
+
+
+def test_corrected_ttest_matches_the_formula_and_is_wider_than_the_naive_one():
+    d = np.array([0.075, -0.025, 0.0375, 0.0125, 0.0625])
+    r = corrected_ttest(d, 0.25)
+    se = math.sqrt(d.var(ddof=1) * (1 / 5 + 0.25))
+    assert r["se"] == pytest.approx(se)
+    assert r["p"] == pytest.approx(2 * stats.t.sf(d.mean() / se, 4))
+    assert r["ci_low"] == pytest.approx(d.mean() - stats.t.ppf(0.975, 4) * se)
+    assert r["p"] > stats.ttest_1samp(d, 0).pvalue  # overlap of CV training sets costs certainty
+
+
+def test_compare_pairs_by_fold_and_seed_and_measures_the_seed_noise(tmp_path, capsys):
+    accs_a0, accs_a1 = [0.80, 0.85, 0.90, 0.75, 0.80], [0.82, 0.83, 0.92, 0.77, 0.78]
+    a0 = _run(tmp_path, "a-s0", 0, accs_a0)
+    a1 = _run(tmp_path, "a-s1", 1, accs_a1)
+    b0 = _run(tmp_path, "b-s0", 0, [0.70, 0.80, 0.90, 0.70, 0.85])
+    b1 = _run(tmp_path, "b-s1", 1, [0.72, 0.78, 0.88, 0.71, 0.80])
+    r = compare(f"{a0},{a1}", f"{b0},{b1}:baseline")
+    assert r["n"] == 10 and (r["wins"], r["losses"], r["ties"]) == (7, 2, 1)
+    assert r["pairs"][0] == {"fold": 1, "seed": 0, "a": 0.80, "b": 0.70, "diff": pytest.approx(0.10)}
+    expected = np.mean([np.std([x, y], ddof=1) for x, y in zip(accs_a0, accs_a1)])
+    assert r["seed_std_a"] == pytest.approx(expected)
+    assert r["ci_low"] < r["mean"] < r["ci_high"]
+    assert main(["compare", f"{a0},{a1}", f"{b0},{b1}", "--out", str(tmp_path / "cmp")]) == 0
+    assert "corrected resampled t-test" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["n"] == 10
+
+
+def test_compare_errors_are_one_line(tmp_path, capsys):
+    a = _run(tmp_path, "a", 0, [0.8, 0.9])
+    (a / "fold1" / "finetuned").mkdir()
+    (a / "fold1" / "finetuned" / "metrics.json").write_text(json.dumps({"accuracy": 0.9, "n": 80}))
+    b = _run(tmp_path, "b", 3, [0.8, 0.9])
+    assert main(["compare", str(a), str(b)]) == 2  # two arms in a: which one?
+    assert main(["compare", f"{a}:baseline", str(b)]) == 2  # seeds 0 and 3 never pair
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "name one" in err[0] and "share no" in err[1]
