@@ -52,3 +52,23 @@ def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
     assert main(["preprocess", "--data", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "download" in err and "Traceback" not in err
+
+
+def test_cnn_only_runs_one_arm_and_short_runs_warn(esc_root, tiny_gpt2_dir, tmp_path, capsys):
+    from conftest import train_cli_args
+
+    args = train_cli_args(esc_root, "none", tmp_path, "baseline", "best.pt", 1)
+    args[args.index("--arms") + 1] = "finetuned,baseline"
+    args += ["--set", f"paths.finetuned_checkpoint={tmp_path}/m/ft.pt", "--test-fold", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "running the CNN-only arm" in out and out.count("=== Training") == 1
+    assert not (tmp_path / "m" / "ft.pt").exists()
+    from audiogpt2.config import load_config
+
+    written = load_config(tmp_path / "m" / "config.toml")
+    assert (written.model.num_classes, written.data.test_fold) == (4, 2)  # what the run used
+
+    args = train_cli_args(esc_root, tiny_gpt2_dir, tmp_path / "g", "finetuned", "best.pt", 1)
+    assert main(args) == 0
+    assert "end before the first unfreeze (epoch 5" in capsys.readouterr().out

@@ -261,6 +261,10 @@ def run(args: argparse.Namespace) -> int:
         preprocess(config, force=args.force)
         return 0
     cache = preprocess(config)
+    if config.model.backbone == "none" and len(args.arms) > 1:
+        # Without a transformer there is nothing to pretrain: both arms would be one network.
+        print("--backbone none: no transformer, so no pretrained arm; running the CNN-only arm (baseline)")
+        args.arms = ["baseline"]
     if args.command == "train":
         from audiogpt2.experiment import evaluate_arms, train_arms
 

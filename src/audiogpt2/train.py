@@ -9,6 +9,7 @@ the uninterrupted run would have, and two runs with one seed give identical metr
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import math
 import os
@@ -372,8 +373,17 @@ def train_arm(
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; use one of {ARMS}")
     best_path = Path(checkpoint)
+    config = copy.deepcopy(config)
+    config.model.num_classes = len(cache.classes)  # the resolved config shows what ran
     run, base, split, val_rows = _setup(config, cache, arm)
     log = _silent if run.rank else log  # one voice: rank 0 prints and writes
+    schedule = config.train.unfreeze_schedule()
+    trains_all = arm == "baseline" and config.train.baseline_trainable == "all"
+    if run.model.backbone is not None and not trains_all and min(schedule, default=1) > config.train.epochs:
+        log(
+            f"Warning: {config.train.epochs} epoch(s) end before the first unfreeze (epoch "
+            f"{min(schedule)} of {schedule}): no backbone block will train in this run"
+        )
     last_path = checkpoint_paths(best_path)[0]
     state = TrainState()
     if resume and last_path.is_file():
