@@ -28,3 +28,15 @@ for LR in 1e-4 5e-4; do
 done
 audiogpt2 select runs/esc10-minilm-lr2e-5 runs/esc10-minilm-lr1e-4 runs/esc10-minilm-lr5e-4 \
   --out runs/esc10-minilm-tuned
+# 5. The better-scoring recipe (configs/recipe.toml), CNN only; published folds ran as
+#    two single-thread jobs side by side.
+RECIPE=(--data "$DATA" --subset esc10 --cache data/preprocessed/esc10-recipe.pt --backbone none --arms baseline)
+audiogpt2 cv --name esc10-recipe-cnn-only --config configs/recipe.toml "${RECIPE[@]}"
+#    the same checkpoints scored without test-time averaging (no retraining)
+python benchmarks/reevaluate_tta.py runs/esc10-recipe-cnn-only runs/esc10-recipe-cnn-only-no-tta \
+  --config configs/recipe.toml --data "$DATA" --subset esc10 --cache data/preprocessed/esc10-recipe.pt --tta 1
+# 6. Ablation: the spec's recipe plus the recipe's levers one at a time (20 epochs,
+#    ReduceLROnPlateau, batch 16, as the spec), each on all five folds
+for STEP in 1-frontend 2-shift 3-mixup 4-specaug; do
+  audiogpt2 cv --name "esc10-ablation-$STEP" --config "configs/ablation/$STEP.toml" "${RECIPE[@]}"
+done

