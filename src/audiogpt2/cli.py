@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiogpt2.arms import ARM_NAMES, ARMS
 from audiogpt2.config import ConfigError, load_config
 
 # flag -> config key; each flag overrides the config file, which overrides the defaults.
@@ -85,8 +86,8 @@ def resolve_config(args: argparse.Namespace):
 def _arms(text: str) -> list[str]:
     arms = [a.strip() for a in text.split(",") if a.strip()]
     for arm in arms:
-        if arm not in ("finetuned", "baseline"):
-            raise argparse.ArgumentTypeError(f"unknown arm {arm!r}; use finetuned and/or baseline")
+        if arm not in ARM_NAMES:
+            raise argparse.ArgumentTypeError(f"unknown arm {arm!r}; use {' and/or '.join(ARM_NAMES)}")
     return arms
 
 
@@ -122,18 +123,18 @@ def build_parser() -> Parser:
     p.add_argument(
         "--arms",
         type=_arms,
-        default=["finetuned", "baseline"],
-        help="comma-separated: finetuned,baseline (default both)",
+        default=list(ARM_NAMES),
+        help=f"comma-separated: {','.join(ARM_NAMES)} (default all)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
 
     p = sub.add_parser("evaluate", help="test-fold metrics and confusion matrices")
     _add_config_args(p)
-    p.add_argument("--arms", type=_arms, default=["finetuned", "baseline"])
+    p.add_argument("--arms", type=_arms, default=list(ARM_NAMES))
 
     p = sub.add_parser("cv", help="cross-validation over all folds, with a report")
     _add_config_args(p)
-    p.add_argument("--arms", type=_arms, default=["finetuned", "baseline"])
+    p.add_argument("--arms", type=_arms, default=list(ARM_NAMES))
     p.add_argument("--fold", type=int, action="append", help="run only this fold (repeatable)")
     p.add_argument("--name", default="cv", help="experiment name (default cv)")
     p.add_argument("--out", help="output folder (default <paths.runs>/<name>)")
@@ -264,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
     if config.model.backbone == "none" and len(args.arms) > 1:
         # Without a transformer there is nothing to pretrain: both arms would be one network.
         print("--backbone none: no transformer, so no pretrained arm; running the CNN-only arm (baseline)")
-        args.arms = ["baseline"]
+        args.arms = [name for name in ARM_NAMES if not ARMS[name].pretrained]
     if args.command == "train":
         from audiogpt2.experiment import evaluate_arms, train_arms
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from audiogpt2.arms import ARM_NAMES
 from audiogpt2.config import Config, apply_overrides, read_config_file
 
 # Smaller than the spec so the demo ends in a few minutes on 2 CPU cores; everything else
@@ -83,9 +84,9 @@ def run_demo(
         f"the baseline builds the same config with fresh random weights. Run with "
         f"--backbone gpt2 (network) or --backbone minilm for real pretrained weights."
     )
-    train_arms(config, cache, ["finetuned", "baseline"], progress=progress)
+    train_arms(config, cache, list(ARM_NAMES), progress=progress)
     print("[4/5] Evaluating on the held-out test fold")
-    results = evaluate_arms(config, cache, ["finetuned", "baseline"])
+    results = evaluate_arms(config, cache, list(ARM_NAMES))
     print("[5/5] Predicting one clip with the fine-tuned checkpoint")
     clip = sorted((root / "audio").glob("5-*.wav"))[0]
     prediction = Classifier.from_checkpoint(config.paths.finetuned_checkpoint).predict_file(clip)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from audiogpt2.arms import ARMS
 from audiogpt2.config import Config
 from audiogpt2.evaluate import evaluate_checkpoint, format_metrics
 from audiogpt2.io import atomic_write_json
@@ -41,9 +42,6 @@ def hardware_info(device: Any) -> dict[str, Any]:
     if str(device).startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
-
-
-ARM_TITLES = {"finetuned": "Fine-tuned Model", "baseline": "Baseline Model"}
 
 
 def run_fold(
@@ -76,7 +74,7 @@ def run_fold(
         hardware=hardware_info(select_device(config.train.device)),
     )
     atomic_write_json(metrics_path, metrics)
-    print(f"fold {fold} {format_metrics(ARM_TITLES[arm], metrics)}")
+    print(f"fold {fold} {format_metrics(ARMS[arm].title, metrics)}")
     return metrics
 
 
@@ -103,7 +101,7 @@ def run_cv(
 
 
 def arm_checkpoint(config: Config, arm: str) -> Path:
-    return Path(config.paths.finetuned_checkpoint if arm == "finetuned" else config.paths.baseline_checkpoint)
+    return Path(getattr(config.paths, ARMS[arm].checkpoint_key))
 
 
 def train_arms(
@@ -115,7 +113,7 @@ def train_arms(
 ) -> None:
     """The spec's ``train.py``: each arm to its checkpoint path (models/best_model.pt, ...)."""
     for arm in arms:
-        print(f"=== Training {ARM_TITLES[arm].lower()} ({arm}) ===")
+        print(f"=== Training {ARMS[arm].title.lower()} ({arm}) ===")
         train_arm(config, cache, arm, arm_checkpoint(config, arm), resume=resume, progress=progress)
 
 
@@ -131,15 +129,15 @@ def evaluate_arms(config: Config, cache: FeatureCache, arms: list[str]) -> dict[
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint {path} for the {arm} arm; run `audiogpt2 train` first")
         metrics, state = evaluate_checkpoint(path, cache, device)
-        name = "finetuned" if arm == "finetuned" else "baseline"
+        name = arm
         atomic_write_json(notebooks / f"metrics_{name}.json", metrics)
         plot_confusion(
             metrics["confusion_matrix"],
             cache.classes,
             notebooks / f"confusion_matrix_{name}.png",
-            f"{ARM_TITLES[arm]} (test fold {state['test_fold']}, epoch {state['epoch']})",
+            f"{ARMS[arm].title} (test fold {state['test_fold']}, epoch {state['epoch']})",
         )
-        print(format_metrics(ARM_TITLES[arm], metrics))
+        print(format_metrics(ARMS[arm].title, metrics))
         results[arm] = metrics
     print(f"Metrics JSON and confusion matrices written to {notebooks}/")
     return results

@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from audiogpt2.arms import ARM_NAMES, ARMS
 from audiogpt2.augment import mixup, random_shift
 from audiogpt2.config import AugmentConfig, Config, TrainConfig, config_from_dict, write_config
 from audiogpt2.data import split_clips
@@ -43,7 +44,6 @@ from audiogpt2.model import AudioClassifier, backbone_blocks, build_model, from_
 from audiogpt2.preprocess import FeatureCache
 
 CHECKPOINT_FORMAT = "audiogpt2-checkpoint-v1"
-ARMS = ("finetuned", "baseline")
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -119,7 +119,7 @@ def apply_freezing(model: AudioClassifier, epoch: int, arm: str, config: Config)
     if model.backbone is None:
         return []
     n_blocks = len(backbone_blocks(model.backbone))
-    if arm == "baseline" and config.train.baseline_trainable == "all":
+    if not ARMS[arm].pretrained and config.train.baseline_trainable == "all":
         model.unfreeze_all()
         return list(range(n_blocks))
     model.freeze_backbone()
@@ -371,14 +371,14 @@ def train_arm(
     scheduler and stops early; the test fold is not touched here.
     """
     if arm not in ARMS:
-        raise ValueError(f"unknown arm {arm!r}; use one of {ARMS}")
+        raise ValueError(f"unknown arm {arm!r}; use one of {ARM_NAMES}")
     best_path = Path(checkpoint)
     config = copy.deepcopy(config)
     config.model.num_classes = len(cache.classes)  # the resolved config shows what ran
     run, base, split, val_rows = _setup(config, cache, arm)
     log = _silent if run.rank else log  # one voice: rank 0 prints and writes
     schedule = config.train.unfreeze_schedule()
-    trains_all = arm == "baseline" and config.train.baseline_trainable == "all"
+    trains_all = not ARMS[arm].pretrained and config.train.baseline_trainable == "all"
     if run.model.backbone is not None and not trains_all and min(schedule, default=1) > config.train.epochs:
         log(
             f"Warning: {config.train.epochs} epoch(s) end before the first unfreeze (epoch "
@@ -458,7 +458,7 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, dict[str
     val_rows = cache.rows_for(split.val, with_variants=False)
     train_set = TrainingSet(cache, train_rows, config.augment, t.seed)
     torch.manual_seed(t.seed)
-    model, backbone = build_model(config.model, config.audio, arm == "finetuned", len(cache.classes))
+    model, backbone = build_model(config.model, config.audio, ARMS[arm].pretrained, len(cache.classes))
     model.to(device)
     # Evaluation and checkpoints use `model` itself; only the training step runs compiled.
     forward = torch.compile(model) if t.compile else model
