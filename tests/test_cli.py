@@ -72,3 +72,17 @@ def test_cnn_only_runs_one_arm_and_short_runs_warn(esc_root, tiny_gpt2_dir, tmp_
     args = train_cli_args(esc_root, tiny_gpt2_dir, tmp_path / "g", "finetuned", "best.pt", 1)
     assert main(args) == 0
     assert "end before the first unfreeze (epoch 5" in capsys.readouterr().out
+
+
+def test_version_and_help_stay_light():
+    from audiogpt2 import __version__
+
+    done = subprocess.run([sys.executable, "-m", "audiogpt2", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == f"audiogpt2 {__version__}"
+    code = (
+        "import sys\nfrom audiogpt2.cli import main\n"
+        "try:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'librosa') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr[-500:]

@@ -101,12 +101,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_arms(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--arms", type=_arms, default=list(ARM_NAMES), help=f"comma-separated (default {','.join(ARM_NAMES)})"
+    )
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="audiogpt2",
         description="Environmental-sound classification: CNN over MFCCs + GPT-2, "
         "pretrained vs. random init, on ESC-50 or your own clips.",
     )
+    from audiogpt2 import __version__
+
+    parser.add_argument("--version", action="version", version=f"audiogpt2 {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
@@ -120,21 +129,16 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("train", help="train the fine-tuned and baseline arms on one split")
     _add_config_args(p)
-    p.add_argument(
-        "--arms",
-        type=_arms,
-        default=list(ARM_NAMES),
-        help=f"comma-separated: {','.join(ARM_NAMES)} (default all)",
-    )
+    _add_arms(p)
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
 
     p = sub.add_parser("evaluate", help="test-fold metrics and confusion matrices")
     _add_config_args(p)
-    p.add_argument("--arms", type=_arms, default=list(ARM_NAMES))
+    _add_arms(p)
 
     p = sub.add_parser("cv", help="cross-validation over all folds, with a report")
     _add_config_args(p)
-    p.add_argument("--arms", type=_arms, default=list(ARM_NAMES))
+    _add_arms(p)
     p.add_argument("--fold", type=int, action="append", help="run only this fold (repeatable)")
     p.add_argument("--name", default="cv", help="experiment name (default cv)")
     p.add_argument("--out", help="output folder (default <paths.runs>/<name>)")
@@ -159,15 +163,15 @@ def build_parser() -> Parser:
     p.add_argument("--n-folds", type=_positive_int, default=5, help="folds of the CV (default 5)")
 
     p = sub.add_parser("predict", help="classify audio files with a trained checkpoint")
-    p.add_argument("checkpoint")
-    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    p.add_argument("checkpoint", help="a .pt checkpoint written by train or cv")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files, or folders to search")
     p.add_argument("--top-k", type=_positive_int, default=3, help="classes shown per file (default 3)")
     p.add_argument("--timeline", action="store_true", help="show per-window labels of long files")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
 
     p = sub.add_parser("download", help="download a dataset (network)")
-    p.add_argument("dataset", choices=["esc50"])
+    p.add_argument("dataset", choices=["esc50"], help="the dataset to fetch: esc50 (about 600 MB)")
     p.add_argument("--dest", default="data", help="parent folder (default data -> data/ESC-50)")
     p.add_argument("--url", default=None, help="archive URL (default: the official one)")
     p.add_argument("--sha256", default=None, help="expected SHA-256 of the archive")

@@ -117,6 +117,7 @@ def load_backbone(name: str, pretrained: bool, hidden_if_none: int = 768) -> Bac
     path = resolve_backbone_path(name)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # its "Loading weights" bars would interleave with ours
     try:
         if pretrained:
             try:

@@ -49,6 +49,7 @@ def plot_curves(arm: str, folds: dict[int, dict[str, Any]], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
     unfreeze_epochs: set[int] = set()
@@ -69,6 +70,7 @@ def plot_curves(arm: str, folds: dict[int, dict[str, Any]], path: Path) -> Path:
         for e in sorted(unfreeze_epochs):
             ax.axvline(e, color="grey", ls=":", lw=1)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     if unfreeze_epochs:

@@ -344,14 +344,17 @@ def resume_state(run: Run, last_path: Path, base: dict[str, Any], log: Callable)
     return TrainState.from_dict(saved)
 
 
-def _describe_epoch(record: dict[str, Any], epochs: int) -> str:
+def _describe_epoch(record: dict[str, Any], epochs: int, history: list[dict[str, Any]]) -> str:
+    # ETA from this run's own epochs (a resumed run's earlier epochs count too).
+    left = (epochs - record["epoch"]) * float(np.mean([h["seconds"] for h in history[-5:]]))
+    timing = f", {record['seconds']:.0f} s, ETA {left / 60:.0f} min" if record["epoch"] < epochs else ""
     lr = f"LR head={record['lr_head']:.2e}"
     if record["lr_backbone"] is not None:
         blocks = record["trainable_blocks"] or "none"
         lr += f", backbone={record['lr_backbone']:.2e} (blocks {blocks} trainable)"
     return (
         f"Epoch {record['epoch']}/{epochs}: Train Loss={record['train_loss']:.4f}, "
-        f"Train Acc={record['train_acc']:.4f}, Val Acc={record['val_acc']:.4f}, {lr}"
+        f"Train Acc={record['train_acc']:.4f}, Val Acc={record['val_acc']:.4f}, {lr}{timing}"
     )
 
 
@@ -431,7 +434,7 @@ def _epochs(
                   "val_acc": val_acc, "lr_head": lrs["head"], "lr_backbone": lrs.get("backbone"),
                   "trainable_blocks": blocks, "seconds": time.time() - began}  # fmt: skip
         improved = state.update(record)
-        log(_describe_epoch(record, t.epochs))
+        log(_describe_epoch(record, t.epochs, state.history))
         if run.rank == 0:
             save_checkpoints(run, state, improved, base, best_path, log)
         if on_epoch_end is not None:
