@@ -3,6 +3,8 @@ import re
 import subprocess
 import sys
 
+import numpy as np
+
 from audiogpt2.cli import main
 from audiogpt2.synthetic import CLASSES, make_dataset
 
@@ -86,3 +88,38 @@ def test_version_and_help_stay_light():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr[-500:]
+
+
+def test_outputs_are_per_dataset_and_evaluate_follows_the_checkpoint(
+    esc_root, tiny_gpt2_dir, tmp_path, monkeypatch, capsys
+):
+    import soundfile as sf
+
+    monkeypatch.chdir(tmp_path)
+    common = ["--epochs", "1", "--variants", "0", "--workers", "1", "--threads", "1", "--arms", "baseline"]
+    assert main(["train", "--data", str(esc_root), "--backbone", str(tiny_gpt2_dir), *common]) == 0
+    first = tmp_path / "models" / "ESC-50" / "best_baseline_model.pt"
+    cache = tmp_path / "data" / "preprocessed" / "ESC-50.pt"
+    assert first.is_file() and cache.is_file() and not (tmp_path / "models" / "best_model.pt").exists()
+    before = {p: p.read_bytes() for p in (first, cache)}
+    capsys.readouterr()
+
+    # a bare evaluate of that checkpoint: data, features and classes come from it
+    assert main(["evaluate", "--checkpoint", str(first)]) == 0
+    assert "Baseline Model: Acc=" in capsys.readouterr().out
+
+    # a second dataset gets its own folders and leaves the first one's files alone
+    clips = tmp_path / "mine"
+    for label in ("hum", "hiss"):
+        (clips / label).mkdir(parents=True)
+        for i in range(10):
+            sf.write(clips / label / f"{i}.wav", np.random.default_rng(i).normal(0, 0.1, 8000), 16000)
+    assert main(["train", "--data", str(clips), "--backbone", "none", *common]) == 0
+    assert (tmp_path / "models" / "mine" / "best_baseline_model.pt").is_file()
+    assert all(p.read_bytes() == data for p, data in before.items())
+    capsys.readouterr()
+
+    # and a checkpoint is never scored on another dataset's cache
+    assert main(["evaluate", "--checkpoint", str(first), "--data", str(clips)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "trained on" in err and len(err.splitlines()) == 1

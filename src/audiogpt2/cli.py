@@ -79,8 +79,18 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def explicit_keys(args: argparse.Namespace) -> set[str]:
+    """The config keys the user set, in the --config file or as flags."""
+    from audiogpt2.config import flat_keys, read_config_file
+
+    keys = flat_keys(cli_overrides(args))
+    return keys | flat_keys(read_config_file(args.config)) if args.config else keys
+
+
 def resolve_config(args: argparse.Namespace):
-    return load_config(args.config, cli_overrides(args))
+    from audiogpt2.config import separate_outputs
+
+    return separate_outputs(load_config(args.config, cli_overrides(args)), explicit_keys(args))
 
 
 def _arms(text: str) -> list[str]:
@@ -135,6 +145,11 @@ def build_parser() -> Parser:
     p = sub.add_parser("evaluate", help="test-fold metrics and confusion matrices")
     _add_config_args(p)
     _add_arms(p)
+    p.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="evaluate this checkpoint (default: each arm's; data and features come from it)",
+    )
 
     p = sub.add_parser("cv", help="cross-validation over all folds, with a report")
     _add_config_args(p)
@@ -262,6 +277,12 @@ def run(args: argparse.Namespace) -> int:
     from audiogpt2.preprocess import preprocess
 
     config = resolve_config(args)
+    if args.command == "evaluate":
+        from audiogpt2.experiment import checkpoint_config
+
+        # Evaluate what the checkpoint was trained on: its data, features and classes,
+        # unless flags or --config say otherwise.
+        config = checkpoint_config(config, explicit_keys(args), args.checkpoint, args.arms)
     if args.command == "preprocess":
         preprocess(config, force=args.force)
         return 0
@@ -277,9 +298,12 @@ def run(args: argparse.Namespace) -> int:
         if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 evaluates once
             evaluate_arms(config, cache, args.arms)
     elif args.command == "evaluate":
-        from audiogpt2.experiment import evaluate_arms
+        from audiogpt2.experiment import evaluate_arms, evaluate_one
 
-        evaluate_arms(config, cache, args.arms)
+        if args.checkpoint:
+            evaluate_one(config, cache, Path(args.checkpoint))
+        else:
+            evaluate_arms(config, cache, args.arms)
     elif args.command == "cv":
         from audiogpt2.experiment import run_cv
 

@@ -407,6 +407,49 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return config.validate()
 
 
+def flat_keys(tables: dict[str, Any]) -> set[str]:
+    """``{"a": {"b": 1}, "c.d": 2}`` -> ``{"a.b", "c.d"}``: the keys a file or flags set."""
+    keys: set[str] = set()
+    for key, value in tables.items():
+        if isinstance(value, dict) and "." not in key and key in _field_types(Config):
+            keys.update(f"{key}.{sub}" for sub in value)
+        else:
+            keys.add(key)
+    return keys
+
+
+def dataset_slug(data: DataConfig) -> str:
+    """A short folder-safe name for a dataset: ``ESC-10-esc10``, ``my_clips``, ..."""
+    root = Path(data.root)
+    name = root.stem if root.suffix.lower() == ".csv" else root.name
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "dataset"
+    return f"{name}-{data.subset}" if data.subset != "all" else name
+
+
+def separate_outputs(config: Config, explicit: set[str]) -> Config:
+    """Keep the spec's paths for the spec's own run (ESC-50 at its default root, all
+    classes) and give every other dataset its own cache, model and notebook folders, so
+    runs on different data never overwrite or mix each other's files. Paths the user set
+    are kept as they are."""
+    default = DataConfig()
+    if (config.data.root, config.data.subset) == (default.root, default.subset):
+        return config
+    slug = dataset_slug(config.data)
+    paths = PathsConfig()
+    derived = {
+        "data.cache": f"{Path(default.cache).parent}/{slug}.pt",
+        "paths.models": f"{paths.models}/{slug}",
+        "paths.finetuned_checkpoint": f"{paths.models}/{slug}/{Path(paths.finetuned_checkpoint).name}",
+        "paths.baseline_checkpoint": f"{paths.models}/{slug}/{Path(paths.baseline_checkpoint).name}",
+        "paths.notebooks": f"{paths.notebooks}/{slug}",
+    }
+    for key, value in derived.items():
+        if key not in explicit:
+            section, _, name = key.partition(".")
+            setattr(getattr(config, section), name, value)
+    return config
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Rebuild a Config saved in a checkpoint or run folder (unknown keys are an error)."""
     return apply_overrides(Config(), data).validate()

@@ -152,6 +152,11 @@ def evaluate_checkpoint(
             f"{checkpoint} was trained on classes {state['classes'][:3]}... but the cache has "
             f"{cache.classes[:3]}...; preprocess the dataset the checkpoint was trained on"
         )
+    if state.get("data_key") not in (None, cache.key):
+        raise EvaluationError(
+            f"{checkpoint} was trained on other data or feature settings than this cache; "
+            "evaluate it with the data it was trained on (its config.toml names them)"
+        )
     model.to(device)
     clips = np.flatnonzero(cache.folds.numpy() == state["test_fold"])
     rows = cache.rows_for(clips, with_variants=False)

@@ -117,6 +117,47 @@ def train_arms(
         train_arm(config, cache, arm, arm_checkpoint(config, arm), resume=resume, progress=progress)
 
 
+def checkpoint_config(
+    config: Config, explicit: set[str], checkpoint: str | None, arms: list[str]
+) -> Config:
+    """The config a checkpoint was trained with (data, features, classes), with the
+    output paths of ``config`` and every key in ``explicit`` taken from ``config``."""
+    from audiogpt2.config import config_from_dict
+    from audiogpt2.io import read_checkpoint_config
+
+    candidates = [Path(checkpoint)] if checkpoint else [arm_checkpoint(config, arm) for arm in arms]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise FileNotFoundError(
+            f"no checkpoint at {', '.join(map(str, candidates))}; run `audiogpt2 train` first, "
+            "or pass --checkpoint PATH"
+        )
+    saved = config_from_dict(read_checkpoint_config(found))
+    saved.paths = copy.deepcopy(config.paths)
+    for key in explicit:
+        section, _, name = key.partition(".")
+        if section != "paths":
+            setattr(getattr(saved, section), name, copy.deepcopy(getattr(getattr(config, section), name)))
+    return saved.validate()
+
+
+def evaluate_one(config: Config, cache: FeatureCache, checkpoint: Path) -> dict[str, Any]:
+    """Metrics, metrics JSON and confusion matrix of one checkpoint on its test fold."""
+    from audiogpt2.evaluate import plot_confusion
+
+    metrics, state = evaluate_checkpoint(checkpoint, cache, select_device(config.train.device))
+    notebooks = Path(config.paths.notebooks)
+    stem = f"{state['arm']}_{checkpoint.stem}"
+    atomic_write_json(notebooks / f"metrics_{stem}.json", metrics)
+    plot_confusion(
+        metrics["confusion_matrix"], cache.classes, notebooks / f"confusion_matrix_{stem}.png",
+        f"{checkpoint} (test fold {state['test_fold']}, epoch {state['epoch']})",
+    )  # fmt: skip
+    print(format_metrics(ARMS[state["arm"]].title, metrics))
+    print(f"Metrics JSON and confusion matrix written to {notebooks}/ ({stem})")
+    return metrics
+
+
 def evaluate_arms(config: Config, cache: FeatureCache, arms: list[str]) -> dict[str, dict[str, Any]]:
     """The spec's ``evaluate.py``: metrics lines, metrics JSON and confusion matrices."""
     from audiogpt2.evaluate import plot_confusion
