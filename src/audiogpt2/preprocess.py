@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from audiogpt2.audio import AudioError, fix_length, load_audio
 from audiogpt2.augment import waveform_variant
@@ -38,6 +37,7 @@ from audiogpt2.io import (
     remove_torn_writes,
     safe_torch_load,
 )
+from audiogpt2.progress import Progress
 
 CACHE_FORMAT = "audiogpt2-cache-v1"
 VARIANT_KEYS = ("variants", "noise_sigma", "pitch_semitones", "stretch_min", "stretch_max")
@@ -147,7 +147,7 @@ def build_cache(
     ok = np.zeros(n, dtype=bool)
     failed: list[list[str]] = []
     jobs = [(i, str(c.path), c.name, audio, aug, seed) for i, c in enumerate(index.clips)]
-    bar = tqdm(total=n, desc="preprocess", unit="clip", disable=None if progress else True)
+    bar = Progress(n, "preprocess", unit="clip", enabled=progress)
     if workers == 1:
         results = map(_work, jobs)
         pool = None
@@ -161,7 +161,7 @@ def build_cache(
                 feats[i], ok[i] = arr, True
             else:
                 failed.append([index.clips[i].name, err])
-                tqdm.write(f"skipped {display(index.clips[i].name)}: {err}")
+                bar.write(f"skipped {display(index.clips[i].name)}: {err}")
             bar.update()
     finally:
         bar.close()

@@ -24,7 +24,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm import tqdm
 
 from audiogpt2.arms import ARM_NAMES, ARMS
 from audiogpt2.augment import mixup, random_shift
@@ -42,6 +41,7 @@ from audiogpt2.io import (
 )
 from audiogpt2.model import AudioClassifier, backbone_blocks, build_model, from_config, load_weights
 from audiogpt2.preprocess import FeatureCache
+from audiogpt2.progress import Progress
 
 CHECKPOINT_FORMAT = "audiogpt2-checkpoint-v1"
 
@@ -248,8 +248,8 @@ def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: b
     torch.manual_seed(t.seed * 100_003 + epoch)  # dropout, reproducible per epoch
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    bar = tqdm(run.loader, desc=desc, leave=False, disable=None if progress and run.rank == 0 else True)
-    for step, (x, y) in enumerate(bar):
+    bar = Progress(len(run.loader), desc, unit="batch", enabled=progress and run.rank == 0, leave=False)
+    for step, (x, y) in enumerate(run.loader):
         x, y = x.to(device), y.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = run.forward(x)
@@ -274,6 +274,8 @@ def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: b
         correct += (logits.argmax(1) == hard).sum().item()
         seen += len(y)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+        bar.update()
+    bar.close()
     if run.world > 1:
         for buf in model.buffers():  # BatchNorm statistics: rank 0's are kept
             dist.broadcast(buf, 0)

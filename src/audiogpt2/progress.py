@@ -1,0 +1,63 @@
+"""Progress that shows wherever the output goes: a tqdm bar on a terminal, and in a log
+file or CI (not a terminal) one plain line at most every ``interval`` seconds, so a long
+epoch or preprocessing job never looks hung."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from tqdm import tqdm
+
+
+class Progress:
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        unit: str = "it",
+        enabled: bool = True,
+        leave: bool = True,
+        interval: float = 30.0,
+    ) -> None:
+        self.total, self.desc, self.unit, self.interval = total, desc, unit, interval
+        self.done, self.postfix = 0, ""
+        self.began = self.last = time.monotonic()
+        self.bar = tqdm(total=total, desc=desc, unit=unit, leave=leave) if enabled and _tty() else None
+        self.plain = enabled and self.bar is None
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.plain and time.monotonic() - self.last >= self.interval:
+            self.last = time.monotonic()
+            print(self.line(), flush=True)
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.began
+        if self.total:
+            eta = elapsed / max(self.done, 1) * (self.total - self.done)
+            where = f"{self.done}/{self.total} {self.unit} ({self.done / self.total:.0%}), ETA {eta:.0f} s"
+        else:
+            where = f"{self.done} {self.unit}"
+        return f"{self.desc}: {where}, {elapsed:.0f} s elapsed{self.postfix}"
+
+    def set_postfix(self, **values: Any) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(**values)
+        self.postfix = "".join(f", {k} {v}" for k, v in values.items())
+
+    def write(self, message: str) -> None:
+        """A message that does not break the bar."""
+        (self.bar.write if self.bar is not None else print)(message)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _tty() -> bool:
+    return sys.stderr.isatty()
+
