@@ -36,6 +36,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     text = capsys.readouterr().out
     assert code == 0
     assert "NOT pretrained" in text and "| finetuned |" in text and "| baseline |" in text
+    assert "pretrained weights from" not in text and "(not pretrained)" in text  # every line agrees
+    assert "Next:" in text and "audiogpt2 predict" in text
     accs = [float(a) for a in re.findall(r"Model: Acc=([0-9.]+)", text)]
     assert len(accs) == 2 and max(accs) > 0.3  # 10 classes: chance is 0.1
     for name in ("best_model.pt", "best_baseline_model.pt", "config.toml"):

@@ -126,7 +126,8 @@ def load_backbone(name: str, pretrained: bool, hidden_if_none: int = 768) -> Bac
                 module = AutoModel.from_pretrained(path, config=config, local_files_only=local)
             except (OSError, ValueError) as exc:
                 raise _unavailable(name, exc) from exc
-            source = f"pretrained weights from {path}"
+            # A folder can say what its weights are (the demo's random tiny GPT-2 does).
+            source = getattr(config, "audiogpt2_weights", None) or f"pretrained weights from {path}"
         else:
             module = AutoModel.from_config(_fast_config(backbone_config(name)))
             source = f"random initialisation (config of {name})"
