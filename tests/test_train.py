@@ -78,16 +78,22 @@ def test_same_seed_gives_identical_metrics(small_config, small_cache, tmp_path):
     assert strip(a.history) == strip(b.history)
 
 
-def test_resume_after_interruption_matches_uninterrupted(small_config, small_cache, tmp_path):
-    full = train_arm(small_config, small_cache, "finetuned", tmp_path / "full" / "best.pt", progress=False)
+def _full_and_interrupted(config, cache, tmp_path, at_epoch):
+    """An uninterrupted run, and one stopped by Ctrl-C after ``at_epoch`` (its best path)."""
+    full = train_arm(config, cache, "finetuned", tmp_path / "full" / "best.pt", progress=False)
 
     def crash(epoch, record):
-        if epoch == 2:
+        if epoch == at_epoch:
             raise KeyboardInterrupt
 
     path = tmp_path / "cut" / "best.pt"
     with pytest.raises(KeyboardInterrupt):
-        train_arm(small_config, small_cache, "finetuned", path, progress=False, on_epoch_end=crash)
+        train_arm(config, cache, "finetuned", path, progress=False, on_epoch_end=crash)
+    return full, path
+
+
+def test_resume_after_interruption_matches_uninterrupted(small_config, small_cache, tmp_path):
+    full, path = _full_and_interrupted(small_config, small_cache, tmp_path, 2)
     assert safe_torch_load(checkpoint_paths(path)[0])["epoch"] == 2
     torn = path.parent / ".best.last.pt.abc123.tmp"  # as a kill during a checkpoint write leaves
     torn.write_bytes(b"half a checkpoint")
@@ -188,15 +194,7 @@ def _recipe(config):
 
 def test_resume_is_exact_with_the_recipe_augmentation(small_config, small_cache, tmp_path):
     config = _recipe(small_config)
-    full = train_arm(config, small_cache, "finetuned", tmp_path / "full" / "best.pt", progress=False)
-
-    def crash(epoch, record):
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    path = tmp_path / "cut" / "best.pt"
-    with pytest.raises(KeyboardInterrupt):
-        train_arm(config, small_cache, "finetuned", path, progress=False, on_epoch_end=crash)
+    full, path = _full_and_interrupted(config, small_cache, tmp_path, 1)
     resumed = train_arm(config, small_cache, "finetuned", path, resume=True, progress=False)
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
     assert strip(resumed.history) == strip(full.history)

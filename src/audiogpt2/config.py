@@ -296,27 +296,27 @@ def _positive(obj: Any, section: str, *names: str) -> None:
             raise ConfigError(f"{section}.{name}={getattr(obj, name)} must be > 0")
 
 
+def _parsed(key: str, value: Any, kind: type, what: str) -> Any:
+    """A list or table from a file, or its JSON spelling from a flag."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{key}: expected {what}, got {value!r}") from exc
+    if not isinstance(value, kind):
+        raise ConfigError(f"{key}: expected {what}, got {type(value).__name__}")
+    return value
+
+
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Convert a file or flag value to the field's type, or raise naming the key."""
     origin = typing.get_origin(annotation)
     if origin is list:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{key}: expected a list such as [64, 128], got {value!r}") from exc
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        value = _parsed(key, value, list, "a list such as [64, 128]")
         (item,) = typing.get_args(annotation)
         return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if origin is dict:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{key}: expected a table/JSON object, got {value!r}") from exc
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {type(value).__name__}")
+        value = _parsed(key, value, dict, "a table/JSON object")
         return {str(k): _coerce(f"{key}.{k}", v, int) for k, v in value.items()}
     if annotation is bool:
         if isinstance(value, bool):
