@@ -71,11 +71,15 @@ def test_cv_report_on_a_tiny_real_run(small_config, small_cache, tmp_path):
 def test_selection_uses_validation_never_test(tmp_path):
     from audiogpt2.report import select_by_validation
 
-    def fake_run(name, val, test):
+    def fake_run(name, val, test, val_loss=0.5):
         d = tmp_path / name / "fold1" / "baseline"
         d.mkdir(parents=True)
         cm = [[1, 0], [0, 1]]
+        history = [{"epoch": 1, "val_loss": val_loss, "val_acc": val, "train_loss": 1.0, "train_acc": 0.5,
+                    "trainable_blocks": []}]  # fmt: skip
+        (d / "best.history.json").write_text(json.dumps(history))
         m = {
+            "best_epoch": 1,
             "best_val_acc": val,
             "accuracy": test,
             "precision": test,
@@ -93,3 +97,38 @@ def test_selection_uses_validation_never_test(tmp_path):
     choice = json.loads((tmp_path / "tuned" / "selection.json").read_text())
     assert choice[0]["chosen"] == str(low) and choice[0]["test_acc_of_choice"] == 0.5
     assert "| baseline | 1 | 0.500" in report.read_text()
+
+    # a tie on validation accuracy goes to the lower validation loss, whatever the order
+    tie_a = fake_run("tie-a", val=0.8, test=0.7, val_loss=0.9)
+    tie_b = fake_run("tie-b", val=0.8, test=0.6, val_loss=0.4)
+    report = select_by_validation([tie_a, tie_b], tmp_path / "tied")
+    assert json.loads((tmp_path / "tied" / "selection.json").read_text())[0]["chosen"] == str(tie_b)
+    assert "ties go to the lower validation loss" in report.read_text()
+
+
+def test_resumed_fold_counts_every_segments_train_time(small_config, small_cache, tmp_path, monkeypatch):
+    import copy
+
+    import pytest
+
+    import audiogpt2.experiment as experiment
+    from audiogpt2.experiment import run_fold
+
+    config = copy.deepcopy(small_config)
+    config.train.epochs = 2
+    real = experiment.train_arm
+
+    def interrupted(*args, **kwargs):
+        def crash(epoch, record):
+            raise KeyboardInterrupt
+
+        return real(*args, on_epoch_end=crash, **kwargs)
+
+    monkeypatch.setattr(experiment, "train_arm", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_fold(config, small_cache, "baseline", 5, tmp_path / "f", progress=False)
+    monkeypatch.setattr(experiment, "train_arm", real)
+    metrics = run_fold(config, small_cache, "baseline", 5, tmp_path / "f", progress=False)
+    history = json.loads((tmp_path / "f" / "best.history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert metrics["train_seconds"] >= sum(h["seconds"] for h in history) > history[1]["seconds"]

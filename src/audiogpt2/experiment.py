@@ -61,15 +61,16 @@ def run_fold(
         return json.loads(metrics_path.read_text())
     config = copy.deepcopy(config)
     config.data.test_fold = fold
-    began = time.time()
     result = train_arm(config, cache, arm, out_dir / "best.pt", resume=resume, progress=progress)
+    evaluated = time.time()
     metrics, _ = evaluate_checkpoint(result.best_checkpoint, cache, select_device(config.train.device))
     metrics.update(
         fold=fold,
         best_epoch=result.best_epoch,
         best_val_acc=result.best_val_acc,
         epochs_run=len(result.history),
-        train_seconds=time.time() - began,
+        # every epoch of every segment (a resumed run's earlier ones included) plus evaluation
+        train_seconds=sum(h["seconds"] for h in result.history) + time.time() - evaluated,
         classes=cache.classes,
         hardware=hardware_info(select_device(config.train.device)),
     )

@@ -175,6 +175,14 @@ def build_report(run_dir: str | Path) -> Path:
     return atomic_write_text(run_dir / "report.md", "\n".join(lines))
 
 
+def _validation_rank(fold: dict[str, Any]) -> tuple[float, float]:
+    """Higher validation accuracy first; ties (common with 64 validation clips) go to the
+    lower validation loss at that epoch."""
+    metrics = fold["metrics"]
+    at_best = [h for h in fold["history"] if h["epoch"] == metrics.get("best_epoch")]
+    return metrics["best_val_acc"], -(at_best[0]["val_loss"] if at_best else float("inf"))
+
+
 def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Path:
     """Per fold and arm, keep the run (e.g. one learning rate of a grid) with the best
     *validation* accuracy, and report the test metrics of those choices.
@@ -190,7 +198,7 @@ def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Pat
     for arm in arms:
         folds = sorted(set.intersection(*(set(found.get(arm, {})) for found in runs.values())))
         for fold in folds:
-            best_dir = max(runs, key=lambda d: runs[d][arm][fold]["metrics"]["best_val_acc"])
+            best_dir = max(runs, key=lambda d: _validation_rank(runs[d][arm][fold]))
             src = Path(best_dir) / f"fold{fold}" / arm
             dst = out_dir / f"fold{fold}" / arm
             dst.mkdir(parents=True, exist_ok=True)
@@ -213,6 +221,9 @@ def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Pat
     lines = [
         "",
         "## Learning-rate choice (by validation accuracy only)",
+        "",
+        "Per fold and arm, the run with the highest validation accuracy; ties go to the lower "
+        "validation loss at that epoch. Test folds play no part.",
         "",
         "| arm | fold | chosen run | validation accuracy per run |",
         "| --- | --- | --- | --- |",
