@@ -84,3 +84,18 @@ def test_cli_reports_and_skips_bad_files(checkpoint, esc_root, tmp_path, capsys)
     main(["predict", str(checkpoint), str(good), str(bad), "--top-k", "2"])
     captured = capsys.readouterr()
     assert good.name in captured.out and "1 file(s) classified, 1 skipped" in captured.err
+
+
+def test_timeline_picture_and_csv_of_a_long_file(checkpoint, tmp_path, capsys):
+    import csv
+
+    sr = 16000
+    y = np.random.default_rng(0).normal(0, 0.1, sr * 12).astype(np.float32)
+    sf.write(tmp_path / "long.wav", y, sr)
+    args = ["predict", str(checkpoint), str(tmp_path / "long.wav"), "--timeline-dir", str(tmp_path / "tl")]
+    assert main(args) == 0
+    png, table = tmp_path / "tl" / "long.png", tmp_path / "tl" / "long.csv"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == len(Classifier.from_checkpoint(checkpoint).window_starts(12 * sr)) > 1
+    assert float(rows[-1]["end_s"]) == 12.0 and all(0 <= float(r["probability"]) <= 1 for r in rows)

@@ -182,6 +182,11 @@ def build_parser() -> Parser:
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files, or folders to search")
     p.add_argument("--top-k", type=_positive_int, default=3, help="classes shown per file (default 3)")
     p.add_argument("--timeline", action="store_true", help="show per-window labels of long files")
+    p.add_argument(
+        "--timeline-dir",
+        metavar="DIR",
+        help="also draw each file's timeline as DIR/<file>.png and write DIR/<file>.csv",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
 
@@ -206,6 +211,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     clf = Classifier.from_checkpoint(args.checkpoint, args.device)
     done, skipped = predict_paths(clf, paths)
+    if args.timeline_dir:
+        from audiogpt2.predict import write_timeline
+
+        for path, r in done:
+            png, _ = write_timeline(r, Path(args.timeline_dir) / path.stem, title=display(path.name))
+            print(f"timeline of {display(path)}: {png} and {png.with_suffix('.csv')}", file=sys.stderr)
     if args.json:
         print(
             json.dumps(

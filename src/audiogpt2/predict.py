@@ -116,3 +116,49 @@ def predict_paths(
         except AudioError as exc:
             skipped.append((path, str(exc)))
     return done, skipped
+
+
+def write_timeline(prediction: Prediction, path: str | Path, title: str = "") -> tuple[Path, Path]:
+    """A long recording's per-window labels as a picture (PNG: one coloured band per window,
+    its label and probability) and as CSV (start, end, label, probability) beside it."""
+    import csv
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from audiogpt2.io import atomic_savefig, atomic_write_text
+
+    path = Path(path)
+    windows = prediction.windows
+    labels = sorted({w["label"] for w in windows}, key=prediction.labels.index)
+    colours = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}
+    end = max((w["end"] for w in windows), default=1.0)
+    fig, (strip, probs) = plt.subplots(2, 1, figsize=(max(6.0, min(20.0, end / 3)), 3.2), sharex=True,
+                                       gridspec_kw={"height_ratios": [1, 2]})  # fmt: skip
+    # Windows overlap by half: each one is drawn over the stretch nearer its centre than
+    # any other's, so the bands tile the recording.
+    centres = [(w["start"] + w["end"]) / 2 for w in windows]
+    edges = [0.0, *((a + b) / 2 for a, b in zip(centres, centres[1:])), end]
+    for w, left, right in zip(windows, edges, edges[1:]):
+        strip.axvspan(left, right, color=colours[w["label"]], alpha=0.3 + 0.7 * w["probability"], lw=0)
+        probs.hlines(w["probability"], left, right, color=colours[w["label"]], lw=3)
+    strip.set_yticks([])
+    strip.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colours[lab]) for lab in labels], labels=labels,
+                 loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)  # fmt: skip
+    strip.set_title(title or "label of each window (half-overlapping windows)", fontsize=9)
+    probs.set_ylim(0, 1)
+    probs.set_ylabel("probability")
+    probs.set_xlabel("time (s)")
+    probs.set_xlim(0, end)
+    fig.tight_layout()
+    png = atomic_savefig(fig, path.with_suffix(".png"), dpi=110)
+    plt.close(fig)
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["start_s", "end_s", "label", "probability"])
+    for w in windows:
+        writer.writerow([f"{w['start']:.3f}", f"{w['end']:.3f}", w["label"], f"{w['probability']:.4f}"])
+    return png, atomic_write_text(path.with_suffix(".csv"), rows.getvalue())
