@@ -111,12 +111,15 @@ def test_bad_file_key_names_file_and_key(tmp_path):
 
 def test_every_subcommand_has_help(capsys):
     parser = build_parser()
-    commands = ["demo", "preprocess", "train", "evaluate", "cv", "report", "select", "predict", "download"]
+    commands = ["demo", "preprocess", "train", "evaluate", "cv", "report", "select", "compare", "predict",
+                "download"]  # fmt: skip
     for command in commands:
         with pytest.raises(SystemExit) as done:
             parser.parse_args([command, "--help"])
         assert done.value.code == 0
-        assert "usage: audiogpt2 " + command in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "usage: audiogpt2 " + command in out
+        assert f"examples:\n  audiogpt2 {command}" in out
 
 
 def test_unknown_option_is_one_line(capsys):

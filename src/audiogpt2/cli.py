@@ -111,6 +111,30 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# Shown at the end of each command's --help.
+EXAMPLES = {
+    "demo": ["audiogpt2 demo", "audiogpt2 demo --out /tmp/demo --epochs 4"],
+    "preprocess": ["audiogpt2 preprocess", "audiogpt2 preprocess --data data/ESC-50 --subset esc10"],
+    "train": [
+        "audiogpt2 train --data data/ESC-50 --subset esc10 --backbone minilm",
+        "audiogpt2 train --config configs/recipe.toml --backbone none --data my_clips/",
+    ],
+    "evaluate": ["audiogpt2 evaluate", "audiogpt2 evaluate --checkpoint models/ESC-50-esc10/best_model.pt"],
+    "cv": [
+        "audiogpt2 cv --name esc10 --subset esc10 --backbone minilm",
+        "audiogpt2 cv --name recipe --subset esc10 --config configs/recipe.toml --backbone none --fold 1",
+    ],
+    "report": ["audiogpt2 report runs/esc10", "audiogpt2 report runs/esc10-* --summary docs/results.md"],
+    "select": ["audiogpt2 select runs/lr2e-5 runs/lr1e-4 --out runs/tuned"],
+    "compare": ["audiogpt2 compare runs/esc10:finetuned runs/esc10:baseline"],
+    "predict": [
+        "audiogpt2 predict models/best_model.pt clip.wav --top-k 3",
+        "audiogpt2 predict models/best_model.pt long_recording.flac --timeline --timeline-dir timelines/",
+    ],
+    "download": ["audiogpt2 download esc50", "audiogpt2 download esc50 --dest /data"],
+}
+
+
 def _add_arms(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--arms", type=_arms, default=list(ARM_NAMES), help=f"comma-separated (default {','.join(ARM_NAMES)})"
@@ -127,22 +151,29 @@ def build_parser() -> Parser:
 
     parser.add_argument("--version", action="version", version=f"audiogpt2 {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    add_parser = sub.add_parser
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 - argparse's name
+        examples = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES.get(name, []))
+        raw = argparse.RawDescriptionHelpFormatter
+        return add_parser(name, help=help, description=help, epilog=examples, formatter_class=raw)
+
     sub.required = True
 
-    p = sub.add_parser("demo", help="whole pipeline on a synthetic dataset, offline, in minutes")
+    p = command("demo", help="whole pipeline on a synthetic dataset, offline, in minutes")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     _add_config_args(p)
 
-    p = sub.add_parser("preprocess", help="MFCC features and augmented variants -> cache")
+    p = command("preprocess", help="MFCC features and augmented variants -> cache")
     _add_config_args(p)
     p.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
 
-    p = sub.add_parser("train", help="train the fine-tuned and baseline arms on one split")
+    p = command("train", help="train the fine-tuned and baseline arms on one split")
     _add_config_args(p)
     _add_arms(p)
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
 
-    p = sub.add_parser("evaluate", help="test-fold metrics and confusion matrices")
+    p = command("evaluate", help="test-fold metrics and confusion matrices")
     _add_config_args(p)
     _add_arms(p)
     p.add_argument(
@@ -151,7 +182,7 @@ def build_parser() -> Parser:
         help="evaluate this checkpoint (default: each arm's; data and features come from it)",
     )
 
-    p = sub.add_parser("cv", help="cross-validation over all folds, with a report")
+    p = command("cv", help="cross-validation over all folds, with a report")
     _add_config_args(p)
     _add_arms(p)
     p.add_argument("--fold", type=int, action="append", help="run only this fold (repeatable)")
@@ -159,7 +190,7 @@ def build_parser() -> Parser:
     p.add_argument("--out", help="output folder (default <paths.runs>/<name>)")
     p.add_argument("--restart", action="store_true", help="ignore finished folds and checkpoints")
 
-    p = sub.add_parser("report", help="rebuild cv reports from saved outputs, without training")
+    p = command("report", help="rebuild cv reports from saved outputs, without training")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by `audiogpt2 cv`")
     p.add_argument(
         "--summary",
@@ -167,17 +198,17 @@ def build_parser() -> Parser:
         help="also write one table of all runs between the results markers of this file",
     )
 
-    p = sub.add_parser("select", help="per fold and arm, pick the run with the best validation accuracy")
+    p = command("select", help="per fold and arm, pick the run with the best validation accuracy")
     p.add_argument("run_dirs", nargs="+", help="cv folders of the same experiment at different settings")
     p.add_argument("--out", required=True, help="folder for the selected results and report")
 
-    p = sub.add_parser("compare", help="paired comparison of two cv runs with CV-corrected statistics")
+    p = command("compare", help="paired comparison of two cv runs with CV-corrected statistics")
     p.add_argument("side_a", metavar="RUN_DIR_A[:ARM]", help="cv folder(s), comma-separated for seeds")
     p.add_argument("side_b", metavar="RUN_DIR_B[:ARM]")
     p.add_argument("--out", help="folder for compare.json and compare.md (default runs/compare)")
     p.add_argument("--n-folds", type=_positive_int, default=5, help="folds of the CV (default 5)")
 
-    p = sub.add_parser("predict", help="classify audio files with a trained checkpoint")
+    p = command("predict", help="classify audio files with a trained checkpoint")
     p.add_argument("checkpoint", help="a .pt checkpoint written by train or cv")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files, or folders to search")
     p.add_argument("--top-k", type=_positive_int, default=3, help="classes shown per file (default 3)")
@@ -190,7 +221,7 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
 
-    p = sub.add_parser("download", help="download a dataset (network)")
+    p = command("download", help="download a dataset (network)")
     p.add_argument("dataset", choices=["esc50"], help="the dataset to fetch: esc50 (about 600 MB)")
     p.add_argument("--dest", default="data", help="parent folder (default data -> data/ESC-50)")
     p.add_argument("--url", default=None, help="archive URL (default: the official one)")
