@@ -132,3 +132,23 @@ def test_resumed_fold_counts_every_segments_train_time(small_config, small_cache
     history = json.loads((tmp_path / "f" / "best.history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     assert metrics["train_seconds"] >= sum(h["seconds"] for h in history) > history[1]["seconds"]
+
+
+def test_repeated_cv_with_seeds_reports_the_noise_floor(esc_root, tmp_path, capsys):
+    from audiogpt2.cli import main
+
+    out = tmp_path / "rep"
+    args = ["cv", "--data", str(esc_root), "--backbone", "none", "--epochs", "1", "--variants", "0",
+            "--workers", "1", "--threads", "1", "--fold", "5", "--fold", "4", "--seeds", "0,1",
+            "--cache", str(tmp_path / "c.pt"), "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    for seed in (0, 1):
+        assert (out / f"seed{seed}" / "fold5" / "baseline" / "metrics.json").is_file()
+        assert (tmp_path / f"c-seed{seed}.pt").is_file()  # each seed draws its own variants
+    text = (out / "report.md").read_text()
+    assert "| fold | seed0 | seed1 | seed-to-seed std |" in text and "noise floor" in text
+    capsys.readouterr()
+    assert main(args) == 0 and "already done" in capsys.readouterr().out  # resumable
+    assert main(["compare", f"{out}:baseline", f"{out}:baseline", "--out", str(tmp_path / "cmp")]) == 0
+    result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert result["n"] == 4 and result["seed_std_a"] is not None and result["mean"] == 0

@@ -101,6 +101,16 @@ def _arms(text: str) -> list[str]:
     return arms
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"expected distinct seeds such as 0,1,2, got {text!r}")
+    return seeds
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -189,6 +199,11 @@ def build_parser() -> Parser:
     p.add_argument("--name", default="cv", help="experiment name (default cv)")
     p.add_argument("--out", help="output folder (default <paths.runs>/<name>)")
     p.add_argument("--restart", action="store_true", help="ignore finished folds and checkpoints")
+    p.add_argument(
+        "--seeds",
+        type=_seed_list,
+        help="repeated CV: comma-separated seeds, each into <out>/seed<k>/ (default: train.seed only)",
+    )
 
     p = command("report", help="rebuild cv reports from saved outputs, without training")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by `audiogpt2 cv`")
@@ -289,10 +304,11 @@ def run(args: argparse.Namespace) -> int:
         run_demo(args.out, cli_overrides(args), config_file=args.config)
         return 0
     if args.command == "report":
-        from audiogpt2.report import build_report, update_summary
+        from audiogpt2.report import build_report, build_seed_report, seed_dirs, update_summary
 
         for run_dir in args.run_dirs:
-            print(f"Report written to {build_report(run_dir)}")
+            report = build_seed_report(run_dir) if seed_dirs(run_dir) else build_report(run_dir)
+            print(f"Report written to {report}")
         if args.summary:
             print(f"Summary table written to {update_summary(args.summary, args.run_dirs)}")
         return 0
@@ -328,7 +344,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "preprocess":
         preprocess(config, force=args.force)
         return 0
-    cache = preprocess(config)
+    seeded = args.command == "cv" and args.seeds
+    cache = None if seeded else preprocess(config)  # repeated CV preprocesses per seed
     if config.model.backbone == "none" and len(args.arms) > 1:
         # Without a transformer there is nothing to pretrain: both arms would be one network.
         print("--backbone none: no transformer, so no pretrained arm; running the CNN-only arm (baseline)")
@@ -347,10 +364,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             evaluate_arms(config, cache, args.arms)
     elif args.command == "cv":
-        from audiogpt2.experiment import run_cv
+        from audiogpt2.experiment import run_cv, run_seeds
 
         out = Path(args.out or Path(config.paths.runs) / args.name)
-        report = run_cv(config, cache, out, args.arms, args.fold, resume=not args.restart)
+        if args.seeds:
+            report = run_seeds(config, out, args.arms, args.seeds, args.fold, resume=not args.restart)
+        else:
+            report = run_cv(config, cache, out, args.arms, args.fold, resume=not args.restart)
         print(f"Report written to {report}")
     return 0
 

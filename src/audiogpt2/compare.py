@@ -19,7 +19,7 @@ import numpy as np
 
 from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.io import atomic_write_json, atomic_write_text
-from audiogpt2.report import collect
+from audiogpt2.report import collect, seed_dirs
 
 
 class CompareError(AudioGPT2Error, ValueError):
@@ -38,7 +38,8 @@ def load_side(spec: str) -> tuple[str, dict[tuple[int, int], dict[str, Any]]]:
     dirs_text, _, arm = spec.partition(":")
     results: dict[tuple[int, int], dict[str, Any]] = {}
     arms_seen: set[str] = set()
-    for run_dir in (Path(d) for d in dirs_text.split(",") if d):
+    listed = [Path(d) for d in dirs_text.split(",") if d]
+    for run_dir in [s for d in listed for s in (seed_dirs(d) or [d])]:  # a repeated CV: its seeds
         found = collect(run_dir)
         arms_seen.update(found)
         if not found:

@@ -101,6 +101,33 @@ def run_cv(
     return build_report(out_dir)
 
 
+def run_seeds(
+    config: Config,
+    out_dir: str | Path,
+    arms: list[str],
+    seeds: list[int],
+    folds: list[int] | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Repeated cross-validation: every fold under each seed into ``out_dir/seed<k>/``
+    (resumable like ``run_cv``), then a report of the seed-to-seed spread."""
+    from audiogpt2.preprocess import preprocess
+    from audiogpt2.report import build_seed_report
+
+    out_dir = Path(out_dir)
+    for seed in seeds:
+        seeded = copy.deepcopy(config)
+        seeded.train.seed = seed
+        # The seed also draws the waveform variants, so each seed has its own cache.
+        cache_path = Path(config.data.cache)
+        seeded.data.cache = str(cache_path.with_name(f"{cache_path.stem}-seed{seed}{cache_path.suffix}"))
+        print(f"=== seed {seed} ===")
+        cache = preprocess(seeded, progress=progress)
+        run_cv(seeded, cache, out_dir / f"seed{seed}", arms, folds, resume, progress)
+    return build_seed_report(out_dir)
+
+
 def arm_checkpoint(config: Config, arm: str) -> Path:
     return Path(getattr(config.paths, ARMS[arm].checkpoint_key))
 

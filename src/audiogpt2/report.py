@@ -183,6 +183,57 @@ def _validation_rank(fold: dict[str, Any]) -> tuple[float, float]:
     return metrics["best_val_acc"], -(at_best[0]["val_loss"] if at_best else float("inf"))
 
 
+def seed_dirs(run_dir: str | Path) -> list[Path]:
+    """The per-seed folders of a repeated CV (``seed<k>/``), in seed order."""
+    found = [d for d in Path(run_dir).glob("seed*") if d.is_dir() and d.name[4:].isdigit()]
+    return sorted(found, key=lambda d: int(d.name[4:]))
+
+
+def build_seed_report(run_dir: str | Path) -> Path:
+    """report.md of a repeated CV: per seed and arm the mean accuracy, and per fold the
+    seed-to-seed standard deviation (the noise floor any comparison must clear)."""
+    run_dir = Path(run_dir)
+    seeds = seed_dirs(run_dir)
+    if not seeds:
+        raise FileNotFoundError(f"no seed<k>/ folders under {run_dir}; run `audiogpt2 cv --seeds ...` first")
+    per_seed = {d.name: collect(d) for d in seeds}
+    for d in seeds:
+        build_report(d)
+    arms = sorted({arm for found in per_seed.values() for arm in found})
+    lines = [f"# Repeated cross-validation: {run_dir.name} ({len(seeds)} seeds)", ""]
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "seeds": [d.name for d in seeds], "arms": {}}
+    for arm in arms:
+        folds = sorted({f for found in per_seed.values() for f in found.get(arm, {})})
+        acc = {
+            (name, f): found[arm][f]["metrics"]["accuracy"]
+            for name, found in per_seed.items()
+            for f in found.get(arm, {})
+        }
+        by_fold = {f: [a for (_, g), a in acc.items() if g == f] for f in folds}
+        spreads = {f: float(np.std(v, ddof=1)) for f, v in by_fold.items() if len(v) > 1}
+        means = {name: float(np.mean([a for (n, _), a in acc.items() if n == name])) for name in per_seed}
+        summary["arms"][arm] = {"seed_means": means, "fold_seed_std": spreads}
+        lines += [
+            f"## {arm}",
+            "",
+            "| fold | " + " | ".join(per_seed) + " | seed-to-seed std |",
+            "| --- | " + " | ".join("---" for _ in per_seed) + " | --- |",
+        ]
+        for f in folds:
+            cells = " | ".join(f"{acc[(n, f)]:.3f}" if (n, f) in acc else "-" for n in per_seed)
+            lines.append(f"| {f} | {cells} | {spreads.get(f, float('nan')):.3f} |")
+        lines += [
+            "| mean | " + " | ".join(f"{means[n]:.3f}" for n in per_seed) + " | |",
+            "",
+            f"Mean over folds and seeds: {np.mean(list(acc.values())):.3f}; seed-to-seed standard "
+            f"deviation within a fold, averaged over folds: "
+            f"{np.mean(list(spreads.values())) if spreads else float('nan'):.3f} (the noise floor).",
+            "",
+        ]
+    atomic_write_json(run_dir / "report.json", summary)
+    return atomic_write_text(run_dir / "report.md", "\n".join(lines))
+
+
 def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Path:
     """Per fold and arm, keep the run (e.g. one learning rate of a grid) with the best
     *validation* accuracy, and report the test metrics of those choices.
