@@ -18,34 +18,27 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from audiogpt2.checkpoint import Checkpoint
 from audiogpt2.config import Config
-from audiogpt2.evaluate import predict_proba
 from audiogpt2.features import compute_features
 from audiogpt2.io import atomic_torch_save
 from audiogpt2.model import build_model
-from audiogpt2.predict import Classifier
-from audiogpt2.train import CHECKPOINT_FORMAT
+from audiogpt2.predict import Classifier, predict_proba
 
 
 def write_checkpoint(path: Path) -> None:
     config = Config()
     model, backbone = build_model(config.model, config.audio, False, config.model.num_classes)
-    atomic_torch_save(
-        {
-            "format": CHECKPOINT_FORMAT,
-            "model": model.state_dict(),
-            "config": config.to_dict(),
-            "arm": "baseline",
-            "classes": [f"class{i}" for i in range(50)],
-            "backbone": "gpt2",
-            "backbone_source": backbone.source,
-            "backbone_config": backbone.config_json,
-            "epoch": 0,
-            "metrics": {},
-            "test_fold": 5,
-        },
-        path,
+    info = Checkpoint(
+        config=config,
+        arm="baseline",
+        classes=[f"class{i}" for i in range(50)],
+        test_fold=5,
+        backbone="gpt2",
+        backbone_source=backbone.source,
+        backbone_config=backbone.config_json,
     )
+    atomic_torch_save({**info.header(), "model": model.state_dict()}, path)
 
 
 def main() -> None:

@@ -95,7 +95,7 @@ def test_logmel_shape_and_token_count_for_a_non_default_hop():
     import torch
 
     from audiogpt2.config import Config
-    from audiogpt2.model import from_config
+    from audiogpt2.model import AudioClassifier
 
     config = Config()
     config.audio.features, config.audio.hop_length, config.audio.n_fft = "logmel", 640, 1024
@@ -105,7 +105,7 @@ def test_logmel_shape_and_token_count_for_a_non_default_hop():
     f = compute_features(y, config.audio)
     assert f.shape == (125, 64) == (config.audio.n_frames, config.audio.n_bins)
     assert abs(f.mean()) < 1e-4 and abs(f.std() - 1) < 1e-3
-    model = from_config(None, 32, 10, config.model, config.audio)
+    model = AudioClassifier.from_config(None, 32, 10, config.model, config.audio)
     x = torch.from_numpy(model_input(f, AugmentConfig()))[None]
     assert model.tokens(x).shape == (1, 31, 32)  # 125 frames / 4, with a 4-block CNN
     assert model(x).shape == (1, 10)

@@ -39,7 +39,7 @@ def test_predict_any_length_rate_and_channels(checkpoint, seconds, sr, channels)
 
 def test_predict_uses_the_preprocessing_features(checkpoint, small_cache, esc_root):
     """Same clip -> same probabilities through the cache path and through predict."""
-    from audiogpt2.evaluate import predict_proba
+    from audiogpt2.predict import predict_proba
 
     clf = Classifier.from_checkpoint(checkpoint)
     name = small_cache.names[0]

@@ -127,11 +127,11 @@ def test_schedule_helper():
 
 
 def test_best_checkpoint_rebuilds_offline(small_config, small_cache, tmp_path):
-    from audiogpt2.train import load_checkpoint
+    from audiogpt2.checkpoint import load_checkpoint
 
     r = train_arm(small_config, small_cache, "finetuned", tmp_path / "best.pt", progress=False)
-    model, state = load_checkpoint(r.best_checkpoint)
-    assert state["classes"] == small_cache.classes and state["epoch"] == r.best_epoch
+    model, info = load_checkpoint(r.best_checkpoint)
+    assert info.classes == small_cache.classes and info.epoch == r.best_epoch
     assert len(backbone_blocks(model.backbone)) == 3
     assert (tmp_path / "config.toml").is_file()
 

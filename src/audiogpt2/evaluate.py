@@ -15,47 +15,14 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from audiogpt2.augment import time_shift, tta_shifts
-from audiogpt2.config import AugmentConfig
+from audiogpt2.checkpoint import Checkpoint, load_checkpoint
 from audiogpt2.errors import AudioGPT2Error
-from audiogpt2.features import model_input
 from audiogpt2.io import atomic_savefig
+from audiogpt2.predict import predict_proba
 
 
 class EvaluationError(AudioGPT2Error, ValueError):
     """A checkpoint and a dataset that do not belong together."""
-
-
-@torch.no_grad()
-def predict_proba(
-    model: torch.nn.Module,
-    features: torch.Tensor | np.ndarray,
-    aug: AugmentConfig,
-    device: torch.device | str = "cpu",
-    batch_size: int = 16,
-) -> np.ndarray:
-    """(rows, n_frames, n_bins) features -> (rows, classes) probabilities, eval mode.
-
-    Channel 2 uses each clip's deterministic mask, so a clip always gets one prediction.
-    With ``aug.tta > 1`` the probabilities are averaged over that many time-shifted copies.
-    """
-    was_training = model.training
-    model.eval()
-    features = np.asarray(features, dtype=np.float32)
-    shifts = tta_shifts(features.shape[1], aug) if len(features) else [0]
-    out = []
-    for start in range(0, len(features), batch_size):
-        batch = features[start : start + batch_size]
-        probs = 0.0
-        for shift in shifts:
-            x = np.stack([model_input(time_shift(f, shift), aug) for f in batch])
-            logits = model(torch.from_numpy(x).to(device))
-            probs = probs + torch.softmax(logits.float(), dim=1).cpu().numpy()
-        out.append(probs / len(shifts))
-    model.train(was_training)
-    if not out:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(out)
 
 
 def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -141,26 +108,24 @@ def most_confused(matrix: np.ndarray | list, classes: list[str], k: int = 10) ->
 
 def evaluate_checkpoint(
     checkpoint: str | Path, cache: Any, device: torch.device | str = "cpu", tta: int | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], Checkpoint]:
     """Metrics of a checkpoint on its own test fold (originals only, never variants);
     ``tta`` overrides the number of test-time shifts the checkpoint was trained with."""
-    from audiogpt2.train import load_checkpoint
-
-    model, state = load_checkpoint(checkpoint)
-    if list(state["classes"]) != list(cache.classes):
+    model, info = load_checkpoint(checkpoint)
+    if list(info.classes) != list(cache.classes):
         raise EvaluationError(
-            f"{checkpoint} was trained on classes {state['classes'][:3]}... but the cache has "
+            f"{checkpoint} was trained on classes {info.classes[:3]}... but the cache has "
             f"{cache.classes[:3]}...; preprocess the dataset the checkpoint was trained on"
         )
-    if state.get("data_key") not in (None, cache.key):
+    if info.data_key not in (None, cache.key):
         raise EvaluationError(
             f"{checkpoint} was trained on other data or feature settings than this cache; "
             "evaluate it with the data it was trained on (its config.toml names them)"
         )
     model.to(device)
-    clips = np.flatnonzero(cache.folds.numpy() == state["test_fold"])
+    clips = np.flatnonzero(cache.folds.numpy() == info.test_fold)
     rows = cache.rows_for(clips, with_variants=False)
-    aug = state["config_obj"].augment
+    aug = info.config.augment
     if tta is not None:
         aug = dataclasses.replace(aug, tta=tta)
         aug.validate()
@@ -168,12 +133,12 @@ def evaluate_checkpoint(
     y_true = cache.labels[cache.row_clip[torch.as_tensor(rows)]].numpy()
     metrics = compute_metrics(y_true, probs.argmax(1), cache.classes)
     metrics.update(
-        test_fold=state["test_fold"],
-        epoch=state["epoch"],
-        arm=state["arm"],
-        backbone_source=state["backbone_source"],
+        test_fold=info.test_fold,
+        epoch=info.epoch,
+        arm=info.arm,
+        backbone_source=info.backbone_source,
         tta=aug.tta,
         predictions=probs.argmax(1).tolist(),
         targets=y_true.tolist(),
     )
-    return metrics, state
+    return metrics, info

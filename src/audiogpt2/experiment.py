@@ -19,10 +19,11 @@ from typing import Any
 
 from audiogpt2.arms import ARMS
 from audiogpt2.config import Config
-from audiogpt2.evaluate import evaluate_checkpoint, format_metrics
+from audiogpt2.device import select_device
+from audiogpt2.evaluate import evaluate_checkpoint, format_metrics, plot_confusion
 from audiogpt2.io import atomic_write_json
 from audiogpt2.preprocess import FeatureCache
-from audiogpt2.train import select_device, train_arm
+from audiogpt2.train import train_arm
 
 
 def hardware_info(device: Any) -> dict[str, Any]:
@@ -150,8 +151,8 @@ def checkpoint_config(
 ) -> Config:
     """The config a checkpoint was trained with (data, features, classes), with the
     output paths of ``config`` and every key in ``explicit`` taken from ``config``."""
+    from audiogpt2.checkpoint import read_checkpoint_config
     from audiogpt2.config import config_from_dict
-    from audiogpt2.io import read_checkpoint_config
 
     candidates = [Path(checkpoint)] if checkpoint else [arm_checkpoint(config, arm) for arm in arms]
     found = next((p for p in candidates if p.is_file()), None)
@@ -171,24 +172,22 @@ def checkpoint_config(
 
 def evaluate_one(config: Config, cache: FeatureCache, checkpoint: Path) -> dict[str, Any]:
     """Metrics, metrics JSON and confusion matrix of one checkpoint on its test fold."""
-    from audiogpt2.evaluate import plot_confusion
 
-    metrics, state = evaluate_checkpoint(checkpoint, cache, select_device(config.train.device))
+    metrics, info = evaluate_checkpoint(checkpoint, cache, select_device(config.train.device))
     notebooks = Path(config.paths.notebooks)
-    stem = f"{state['arm']}_{checkpoint.stem}"
+    stem = f"{info.arm}_{checkpoint.stem}"
     atomic_write_json(notebooks / f"metrics_{stem}.json", metrics)
     plot_confusion(
         metrics["confusion_matrix"], cache.classes, notebooks / f"confusion_matrix_{stem}.png",
-        f"{checkpoint} (test fold {state['test_fold']}, epoch {state['epoch']})",
+        f"{checkpoint} (test fold {info.test_fold}, epoch {info.epoch})",
     )  # fmt: skip
-    print(format_metrics(ARMS[state["arm"]].title, metrics))
+    print(format_metrics(ARMS[info.arm].title, metrics))
     print(f"Metrics JSON and confusion matrix written to {notebooks}/ ({stem})")
     return metrics
 
 
 def evaluate_arms(config: Config, cache: FeatureCache, arms: list[str]) -> dict[str, dict[str, Any]]:
     """The spec's ``evaluate.py``: metrics lines, metrics JSON and confusion matrices."""
-    from audiogpt2.evaluate import plot_confusion
 
     device = select_device(config.train.device)
     results = {}
@@ -197,14 +196,13 @@ def evaluate_arms(config: Config, cache: FeatureCache, arms: list[str]) -> dict[
         path = arm_checkpoint(config, arm)
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint {path} for the {arm} arm; run `audiogpt2 train` first")
-        metrics, state = evaluate_checkpoint(path, cache, device)
-        name = arm
-        atomic_write_json(notebooks / f"metrics_{name}.json", metrics)
+        metrics, info = evaluate_checkpoint(path, cache, device)
+        atomic_write_json(notebooks / f"metrics_{arm}.json", metrics)
         plot_confusion(
             metrics["confusion_matrix"],
             cache.classes,
-            notebooks / f"confusion_matrix_{name}.png",
-            f"{ARMS[arm].title} (test fold {state['test_fold']}, epoch {state['epoch']})",
+            notebooks / f"confusion_matrix_{arm}.png",
+            f"{ARMS[arm].title} (test fold {info.test_fold}, epoch {info.epoch})",
         )
         print(format_metrics(ARMS[arm].title, metrics))
         results[arm] = metrics

@@ -138,20 +138,6 @@ def file_format(path: str | Path) -> str | None:
     return tag if isinstance(tag, str) else None
 
 
-def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
-    """The resolved config stored in a checkpoint, read without loading its weights."""
-    path = Path(path)
-    data = None
-    if zipfile.is_zipfile(path):
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:  # noqa: BLE001 - reported below as not ours
-            data = None
-    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
-        raise UnsafeFileError(f"{display(path)} is not an audiogpt2 checkpoint")
-    return data["config"]
-
-
 def ensure_replaceable(path: str | Path, fmt: str, what: str) -> None:
     """Refuse to overwrite anything at ``path`` but a file of this package's ``fmt``."""
     path = Path(path)

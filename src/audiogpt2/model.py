@@ -245,6 +245,28 @@ class AudioClassifier(nn.Module):
             nn.Linear(head_hidden, num_classes),
         )
 
+    @classmethod
+    def from_config(
+        cls,
+        module: nn.Module | None,
+        hidden_size: int,
+        num_classes: int,
+        model_cfg: ModelConfig,
+        audio: AudioConfig,
+    ) -> AudioClassifier:
+        """The classifier around ``module`` as the config describes it; building a model
+        and loading a checkpoint both go through here, so they cannot disagree."""
+        return cls(
+            module,
+            hidden_size,
+            num_classes,
+            audio,
+            model_cfg.pooling,
+            model_cfg.head_hidden,
+            model_cfg.cnn_channels,
+            model_cfg.dropout,
+        )
+
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """CNN features as a token sequence, (batch, n_frames / 4, hidden)."""
         f = self.cnn(x)  # (batch, channels, tokens, bins left); (batch, 128, 25, 10) in the spec
@@ -286,21 +308,5 @@ def build_model(
     model_cfg: ModelConfig, audio: AudioConfig, pretrained: bool, num_classes: int
 ) -> tuple[AudioClassifier, Backbone]:
     backbone = load_backbone(model_cfg.backbone, pretrained, model_cfg.cnn_only_hidden)
-    return from_config(backbone.module, backbone.hidden_size, num_classes, model_cfg, audio), backbone
-
-
-def from_config(
-    module: nn.Module | None, hidden_size: int, num_classes: int, model_cfg: ModelConfig, audio: AudioConfig
-) -> AudioClassifier:
-    """The classifier around ``module`` as the config describes it; building and loading
-    a checkpoint both go through here, so they cannot disagree."""
-    return AudioClassifier(
-        module,
-        hidden_size,
-        num_classes,
-        audio,
-        model_cfg.pooling,
-        model_cfg.head_hidden,
-        model_cfg.cnn_channels,
-        model_cfg.dropout,
-    )
+    model = AudioClassifier.from_config(backbone.module, backbone.hidden_size, num_classes, model_cfg, audio)
+    return model, backbone

@@ -15,10 +15,13 @@ import numpy as np
 import torch
 
 from audiogpt2.audio import AudioError, load_audio, prepare_waveform
+from audiogpt2.augment import time_shift, tta_shifts
+from audiogpt2.checkpoint import Checkpoint, load_checkpoint
+from audiogpt2.config import AugmentConfig
 from audiogpt2.data import AUDIO_EXTENSIONS
+from audiogpt2.device import select_device
 from audiogpt2.errors import AudioGPT2Error
-from audiogpt2.evaluate import predict_proba
-from audiogpt2.features import compute_features, limit_blas_threads
+from audiogpt2.features import compute_features, limit_blas_threads, model_input
 
 
 class NoAudioError(AudioGPT2Error):
@@ -35,22 +38,53 @@ class Prediction:
         return list(zip(self.labels[:k], self.probabilities[:k]))
 
 
+@torch.no_grad()
+def predict_proba(
+    model: torch.nn.Module,
+    features: torch.Tensor | np.ndarray,
+    aug: AugmentConfig,
+    device: torch.device | str = "cpu",
+    batch_size: int = 16,
+) -> np.ndarray:
+    """(rows, n_frames, n_bins) features -> (rows, classes) probabilities, eval mode.
+
+    Channel 2 uses each clip's deterministic mask, so a clip always gets one prediction.
+    With ``aug.tta > 1`` the probabilities are averaged over that many time-shifted copies.
+    """
+    was_training = model.training
+    model.eval()
+    features = np.asarray(features, dtype=np.float32)
+    shifts = tta_shifts(features.shape[1], aug) if len(features) else [0]
+    out = []
+    for start in range(0, len(features), batch_size):
+        batch = features[start : start + batch_size]
+        probs = 0.0
+        for shift in shifts:
+            x = np.stack([model_input(time_shift(f, shift), aug) for f in batch])
+            logits = model(torch.from_numpy(x).to(device))
+            probs = probs + torch.softmax(logits.float(), dim=1).cpu().numpy()
+        out.append(probs / len(shifts))
+    model.train(was_training)
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(out)
+
+
+
 class Classifier:
-    def __init__(self, model: torch.nn.Module, state: dict[str, Any], device: str = "cpu") -> None:
+    def __init__(self, model: torch.nn.Module, info: Checkpoint, device: str = "cpu") -> None:
         limit_blas_threads()
         self.model = model.to(device).eval()
-        self.state = state
-        self.config = state["config_obj"]
-        self.classes: list[str] = list(state["classes"])
+        self.info = info
+        self.config = info.config
+        self.classes: list[str] = list(info.classes)
         self.device = device
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Classifier:
-        from audiogpt2.train import load_checkpoint, select_device
-
         select_device(device)  # one clear line when the device does not exist here
-        model, state = load_checkpoint(path)
-        return cls(model, state, device)
+        model, info = load_checkpoint(path)
+        return cls(model, info, device)
 
     def window_starts(self, n_samples: int) -> list[int]:
         window = self.config.audio.clip_samples

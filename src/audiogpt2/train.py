@@ -27,10 +27,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from audiogpt2.arms import ARM_NAMES, ARMS
 from audiogpt2.augment import mixup, random_shift
-from audiogpt2.config import AugmentConfig, Config, TrainConfig, config_from_dict, write_config
+from audiogpt2.checkpoint import Checkpoint
+from audiogpt2.config import AugmentConfig, Config, TrainConfig, write_config
 from audiogpt2.data import split_clips
+from audiogpt2.device import select_device
 from audiogpt2.errors import AudioGPT2Error
-from audiogpt2.evaluate import predict_proba
 from audiogpt2.features import model_input
 from audiogpt2.io import (
     atomic_torch_save,
@@ -39,29 +40,10 @@ from audiogpt2.io import (
     remove_torn_writes,
     safe_torch_load,
 )
-from audiogpt2.model import AudioClassifier, backbone_blocks, build_model, from_config, load_weights
+from audiogpt2.model import AudioClassifier, backbone_blocks, build_model, load_weights
+from audiogpt2.predict import predict_proba
 from audiogpt2.preprocess import FeatureCache
 from audiogpt2.progress import Progress
-
-CHECKPOINT_FORMAT = "audiogpt2-checkpoint-v1"
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """MPS (Apple Silicon), then CUDA, then CPU, unless ``name`` says otherwise."""
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(
-            f"--device {name}: this PyTorch build sees no CUDA GPU ({torch.__version__}); "
-            "use --device cpu or auto, or install a CUDA build of PyTorch"
-        )
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise TrainingError("--device mps: Apple's Metal backend is not available; use --device cpu or auto")
-    if name != "auto":
-        return torch.device(name)
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 class TrainingSet(Dataset):
@@ -471,39 +453,14 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, dict[str
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=t.seed)
     loader = DataLoader(train_set, batch_size=t.batch_size, sampler=sampler)
     scheduler = make_scheduler(optimizer, t, len(loader))
-    base = {
-        "format": CHECKPOINT_FORMAT,
-        "config": config.to_dict(),
-        "arm": arm,
-        "classes": list(cache.classes),
-        "data_key": cache.key,
-        "backbone": config.model.backbone,
-        "backbone_source": backbone.source,
-        "backbone_config": backbone.config_json,
-        "test_fold": config.data.test_fold,
-    }
+    base = Checkpoint(
+        config=config,
+        arm=arm,
+        classes=list(cache.classes),
+        test_fold=config.data.test_fold,
+        backbone=config.model.backbone,
+        backbone_source=backbone.source,
+        backbone_config=backbone.config_json,
+        data_key=cache.key,
+    ).header()
     return Run(model, forward, optimizer, scheduler, loader, device, world, rank), base, split, val_rows
-
-
-def load_checkpoint(path: str | Path) -> tuple[AudioClassifier, dict[str, Any]]:
-    """Rebuild a trained model from a checkpoint, offline, without executing code."""
-    from audiogpt2.io import UnsafeFileError
-    from audiogpt2.model import backbone_from_config_json
-
-    state = safe_torch_load(path, "checkpoint")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise UnsafeFileError(f"{path} is not an audiogpt2 checkpoint")
-    config = config_from_dict(state["config"])
-    module = backbone_from_config_json(state["backbone_config"])
-    hidden = module.config.hidden_size if module is not None else config.model.cnn_only_hidden
-    model = from_config(module, hidden, len(state["classes"]), config.model, config.audio)
-    try:
-        load_weights(model, state["model"])
-    except RuntimeError as exc:
-        raise UnsafeFileError(
-            f"{path}: its weights do not match the architecture its config describes "
-            f"({str(exc).splitlines()[0]}); the file is damaged or was edited"
-        ) from exc
-    model.eval()
-    state["config_obj"] = config
-    return model, state
