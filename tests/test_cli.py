@@ -125,3 +125,14 @@ def test_outputs_are_per_dataset_and_evaluate_follows_the_checkpoint(
     assert main(["evaluate", "--checkpoint", str(first), "--data", str(clips)]) == 2
     err = capsys.readouterr().err.strip()
     assert "trained on" in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_help_offers_only_what_evaluation_reads(capsys):
+    import pytest
+
+    for command, present in (("evaluate", False), ("preprocess", False), ("train", True)):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert all((flag in out) == present for flag in ("--epochs", "--lr-head", "--compile")), command
+        assert "--data" in out and "--cache" in out

@@ -49,7 +49,15 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
+# Flags that only training reads: not offered by commands that do not train.
+TRAINING_ONLY = {
+    "--backbone", "--pooling", "--epochs", "--batch-size", "--lr-backbone", "--lr-head",
+    "--baseline-trainable", "--amp", "--compile",
+}  # fmt: skip
+
+
+def _add_config_args(p: argparse.ArgumentParser, training: bool = True) -> None:
+    """The config flags; ``training=False`` leaves out the ones only training uses."""
     g = p.add_argument_group("configuration (defaults < --config file < these flags)")
     g.add_argument("--config", metavar="FILE", help="TOML file overriding the defaults")
     g.add_argument(
@@ -60,9 +68,11 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
         help="override any config key, e.g. --set train.weight_decay=0.05 (repeatable)",
     )
     for flag, (key, typ, text) in CONFIG_FLAGS.items():
-        g.add_argument(flag, dest=key, type=typ, default=None, help=f"{text} [{key}]")
+        if training or flag not in TRAINING_ONLY:
+            g.add_argument(flag, dest=key, type=typ, default=None, help=f"{text} [{key}]")
     for flag, (key, text) in CONFIG_SWITCHES.items():
-        g.add_argument(flag, dest=key, action="store_const", const=True, default=None, help=f"{text} [{key}]")
+        if training or flag not in TRAINING_ONLY:
+            g.add_argument(flag, dest=key, action="store_const", const=True, help=f"{text} [{key}]")
 
 
 def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -175,7 +185,7 @@ def build_parser() -> Parser:
     _add_config_args(p)
 
     p = command("preprocess", help="MFCC features and augmented variants -> cache")
-    _add_config_args(p)
+    _add_config_args(p, training=False)
     p.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
 
     p = command("train", help="train the fine-tuned and baseline arms on one split")
@@ -184,7 +194,7 @@ def build_parser() -> Parser:
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
 
     p = command("evaluate", help="test-fold metrics and confusion matrices")
-    _add_config_args(p)
+    _add_config_args(p, training=False)
     _add_arms(p)
     p.add_argument(
         "--checkpoint",
