@@ -151,6 +151,10 @@ EXAMPLES = {
         "audiogpt2 predict models/best_model.pt clip.wav --top-k 3",
         "audiogpt2 predict models/best_model.pt long_recording.flac --timeline --timeline-dir timelines/",
     ],
+    "export": [
+        "audiogpt2 export models/best_model.pt exported/",
+        "audiogpt2 export models/best_model.pt exported-onnx/ --format onnx --int8",
+    ],
     "download": ["audiogpt2 download esc50", "audiogpt2 download esc50 --dest /data"],
 }
 
@@ -234,7 +238,7 @@ def build_parser() -> Parser:
     p.add_argument("--n-folds", type=_positive_int, default=5, help="folds of the CV (default 5)")
 
     p = command("predict", help="classify audio files with a trained checkpoint")
-    p.add_argument("checkpoint", help="a .pt checkpoint written by train or cv")
+    p.add_argument("checkpoint", help="a .pt checkpoint written by train or cv, or an export folder")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files, or folders to search")
     p.add_argument("--top-k", type=_positive_int, default=3, help="classes shown per file (default 3)")
     p.add_argument("--timeline", action="store_true", help="show per-window labels of long files")
@@ -245,6 +249,13 @@ def build_parser() -> Parser:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
+
+    p = command("export", help="write a checkpoint as safetensors or ONNX for other runtimes")
+    p.add_argument("checkpoint", help="a .pt checkpoint written by train or cv")
+    p.add_argument("out_dir", help="folder for config.json and the weights")
+    formats = ["safetensors", "onnx"]
+    p.add_argument("--format", choices=formats, default="safetensors", help="(default safetensors)")
+    p.add_argument("--int8", action="store_true", help="ONNX only: also write dynamically quantised weights")
 
     p = command("download", help="download a dataset (network)")
     p.add_argument("dataset", choices=["esc50"], help="the dataset to fetch: esc50 (about 600 MB)")
@@ -265,7 +276,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"no audio files found in {', '.join(map(display, args.inputs))} "
             f"(looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
         )
-    clf = Classifier.from_checkpoint(args.checkpoint, args.device)
+    clf = Classifier.from_pretrained(args.checkpoint, args.device)
     done, skipped = predict_paths(clf, paths)
     if args.timeline_dir:
         from audiogpt2.predict import write_timeline
@@ -336,6 +347,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "predict":
         return cmd_predict(args)
+    if args.command == "export":
+        from audiogpt2.export import export
+
+        print(f"Exported to {export(args.checkpoint, args.out_dir, args.format, args.int8)}")
+        return 0
     if args.command == "download":
         from audiogpt2.download import ESC50_URL, download_esc50
 

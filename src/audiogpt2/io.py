@@ -122,6 +122,12 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    with _atomic_target(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 

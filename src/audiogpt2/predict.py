@@ -81,6 +81,18 @@ class Classifier:
         self.device = device
 
     @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> Classifier:
+        """A checkpoint file, or a folder written by ``audiogpt2 export`` (ONNX Runtime when
+        it holds an ONNX model and onnxruntime is installed, PyTorch otherwise)."""
+        if Path(path).is_dir():
+            from audiogpt2.export import load_export
+
+            select_device(device)
+            model, info = load_export(path)
+            return cls(model, info, device)
+        return cls.from_checkpoint(path, device)
+
+    @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Classifier:
         select_device(device)  # one clear line when the device does not exist here
         model, info = load_checkpoint(path)

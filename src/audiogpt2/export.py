@@ -1,0 +1,135 @@
+"""Exports of a trained checkpoint that other tools can load: safetensors and ONNX.
+
+An export folder holds ``config.json`` (the resolved config, class names, backbone config
+and training metadata) and the weights: ``model.safetensors`` (loads without executing
+code, memory-mapped) or ``model.onnx`` (for ONNX Runtime, other languages and machines;
+``--int8`` adds ``model.int8.onnx`` with dynamically quantised weights). The model input is
+the 2-channel feature tensor that :func:`audiogpt2.features.model_input` builds, so every
+runtime computes features with the same function as preprocessing.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from audiogpt2.checkpoint import CHECKPOINT_FORMAT, Checkpoint, load_checkpoint
+from audiogpt2.config import config_from_dict
+from audiogpt2.errors import AudioGPT2Error
+from audiogpt2.io import atomic_write_bytes, atomic_write_json, display
+from audiogpt2.model import AudioClassifier, backbone_from_config_json
+
+EXPORT_FORMAT = "audiogpt2-export-v1"
+
+
+class ExportError(AudioGPT2Error, ValueError):
+    """An export that cannot be written or read; the message says what to do."""
+
+
+def export(checkpoint: str | Path, out_dir: str | Path, fmt: str = "safetensors", int8: bool = False) -> Path:
+    """Write ``checkpoint`` as an export folder; returns the weights file written."""
+    model, info = load_checkpoint(checkpoint)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "config.json", {**info.header(), "format": EXPORT_FORMAT})
+    if fmt == "safetensors":
+        from safetensors.torch import save
+
+        # Tensors that share storage (none today) or views must be saved as copies.
+        state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+        data = save(state, metadata={"format": EXPORT_FORMAT})
+        return atomic_write_bytes(out_dir / "model.safetensors", data)
+    if fmt == "onnx":
+        return _export_onnx(model, info, out_dir, int8)
+    raise ExportError(f"unknown export format {fmt!r}: use safetensors or onnx")
+
+
+def _export_onnx(model: AudioClassifier, info: Checkpoint, out_dir: Path, int8: bool) -> Path:
+    try:
+        import onnxruntime  # noqa: F401 - checked here so the error names the extra
+    except ImportError as exc:
+        raise ExportError("ONNX export needs the onnx extra: pip install 'audiogpt2[onnx]'") from exc
+    audio = info.config.audio
+    dummy = torch.zeros(1, 2, audio.n_frames, audio.n_bins)
+    path = out_dir / "model.onnx"
+    with warnings.catch_warnings():
+        # The tracer warns that the token count becomes a constant: it is one, fixed by the
+        # feature settings (n_frames / 4); only the batch axis varies.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            model.eval(),
+            (dummy,),
+            str(path),
+            input_names=["features"],
+            output_names=["logits"],
+            dynamic_axes={"features": {0: "batch"}, "logits": {0: "batch"}},
+            dynamo=False,
+        )
+    if int8:
+        import logging
+
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # its advice to pre-process is for image models
+        try:
+            quantize_dynamic(str(path), str(out_dir / "model.int8.onnx"), weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+        return out_dir / "model.int8.onnx"
+    return path
+
+
+class OnnxModel(torch.nn.Module):
+    """An ONNX Runtime session behind the ``nn.Module`` interface prediction uses."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (logits,) = self.session.run(["logits"], {"features": x.detach().cpu().numpy().astype(np.float32)})
+        return torch.from_numpy(logits)
+
+
+def load_export(directory: str | Path, prefer_onnx: bool = True) -> tuple[torch.nn.Module, Checkpoint]:
+    """The model and description of an export folder: ONNX Runtime when ``model.onnx`` (or
+    its int8 version) is there and onnxruntime is installed, PyTorch otherwise."""
+    directory = Path(directory)
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise ExportError(f"{display(directory)} is not an audiogpt2 export: it has no config.json")
+    data: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
+    if data.get("format") != EXPORT_FORMAT:
+        raise ExportError(f"{display(config_path)} is not an audiogpt2 export config")
+    info = Checkpoint.from_dict({**data, "format": CHECKPOINT_FORMAT}, config_path)
+    onnx_files = [p for p in (directory / "model.int8.onnx", directory / "model.onnx") if p.is_file()]
+    if prefer_onnx and onnx_files:
+        try:
+            return OnnxModel(onnx_files[0]), info
+        except ImportError:
+            pass  # no onnxruntime: fall back to the safetensors weights if present
+    weights = directory / "model.safetensors"
+    if not weights.is_file():
+        raise ExportError(
+            f"{display(directory)} holds no model.safetensors"
+            + (" and onnxruntime is not installed: pip install 'audiogpt2[onnx]'" if onnx_files else "")
+        )
+    from safetensors.torch import load_file
+
+    from audiogpt2.model import load_weights
+
+    config = config_from_dict(data["config"])
+    module = backbone_from_config_json(info.backbone_config)
+    hidden = module.config.hidden_size if module is not None else config.model.cnn_only_hidden
+    model = AudioClassifier.from_config(module, hidden, len(info.classes), config.model, config.audio)
+    load_weights(model, load_file(str(weights)))
+    return model.eval(), info

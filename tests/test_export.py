@@ -1,0 +1,64 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiogpt2.cli import main
+from audiogpt2.export import ExportError, OnnxModel, export, load_export
+from audiogpt2.predict import Classifier
+from audiogpt2.train import train_arm
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_cache, esc_root, tiny_gpt2_dir, tmp_path_factory):
+    from audiogpt2.config import load_config
+
+    from conftest import small_overrides
+
+    tmp = tmp_path_factory.mktemp("ckpt")
+    overrides = {**small_overrides(esc_root, tiny_gpt2_dir, tmp / "c.pt"), "train.epochs": 1}
+    config = load_config(overrides=overrides)
+    return train_arm(config, small_cache, "finetuned", tmp / "best.pt", progress=False).best_checkpoint
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clip") / "a.wav"
+    sf.write(path, np.random.default_rng(0).normal(0, 0.1, 44100 * 7).astype(np.float32), 44100)
+    return path
+
+
+def test_safetensors_export_predicts_exactly_like_the_checkpoint(checkpoint, clip, tmp_path):
+    weights = export(checkpoint, tmp_path / "st")
+    assert weights.name == "model.safetensors"
+    config = json.loads((tmp_path / "st" / "config.json").read_text())
+    assert config["format"] == "audiogpt2-export-v1" and config["classes"]
+    reference = Classifier.from_checkpoint(checkpoint).predict_file(clip)
+    exported = Classifier.from_pretrained(tmp_path / "st").predict_file(clip)
+    assert exported.labels == reference.labels
+    np.testing.assert_allclose(exported.probabilities, reference.probabilities, atol=1e-6)
+
+
+def test_onnx_export_matches_pytorch_and_int8_stays_close(checkpoint, clip, tmp_path, capsys):
+    assert main(["export", str(checkpoint), str(tmp_path / "onnx"), "--format", "onnx", "--int8"]) == 0
+    model, _ = load_export(tmp_path / "onnx")
+    assert isinstance(model, OnnxModel) and model.session._model_path.endswith("model.int8.onnx")
+    reference = Classifier.from_checkpoint(checkpoint).predict_file(clip)
+    (tmp_path / "onnx" / "model.int8.onnx").unlink()  # the fp32 model next
+    fp32 = Classifier.from_pretrained(tmp_path / "onnx")
+    assert isinstance(fp32.model, OnnxModel)
+    got = fp32.predict_file(clip)
+    order = [got.labels.index(label) for label in reference.labels]
+    np.testing.assert_allclose(np.array(got.probabilities)[order], reference.probabilities, atol=1e-4)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "onnx"), str(clip), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["top"][0]["label"] == reference.labels[0]
+
+
+def test_a_folder_that_is_not_an_export_is_one_line(tmp_path, capsys):
+    with pytest.raises(ExportError, match="no config.json"):
+        load_export(tmp_path)
+    (tmp_path / "x.wav").write_bytes(b"")
+    assert main(["predict", str(tmp_path), str(tmp_path / "x.wav")]) == 2
+    assert "not an audiogpt2 export" in capsys.readouterr().err
