@@ -1,9 +1,11 @@
 """End-to-end prediction latency with a GPT-2-small-sized backbone (12 layers, 768 wide).
 
-Prints the cold start (checkpoint load), the median warm latency of one 5 s, 44.1 kHz
-WAV file (decode, resample, features, model) and batched throughput in clips per second.
+Prints, side by side for the checkpoint (PyTorch fp32), its safetensors export and its
+ONNX exports (fp32 and int8, ONNX Runtime): the cold start (load plus first prediction),
+the median warm latency of one 5 s, 44.1 kHz WAV file (decode, resample, features, model)
+and batched model throughput in clips per second.
 
-    python benchmarks/predict.py [--repeats 20] [--threads N]
+    python benchmarks/predict.py [--repeats 20] [--threads N] [--no-export]
 """
 
 from __future__ import annotations
@@ -41,10 +43,32 @@ def write_checkpoint(path: Path) -> None:
     atomic_torch_save({**info.header(), "model": model.state_dict()}, path)
 
 
+def measure(load, wav: Path, repeats: int, feats: np.ndarray) -> dict[str, float]:
+    """Cold start (load + first prediction), warm median latency of one file, and batched
+    model throughput, for one way of loading the model."""
+    t = time.perf_counter()
+    clf = load()
+    clf.predict_file(wav)
+    cold = time.perf_counter() - t
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        clf.predict_file(wav)
+        times.append(time.perf_counter() - t)
+    out = {"cold start (s)": cold, "warm, one file (ms)": statistics.median(times) * 1000}
+    for bs in (1, 16, 64):
+        predict_proba(clf.model, feats[:bs], clf.config.augment, batch_size=bs)
+        t = time.perf_counter()
+        predict_proba(clf.model, feats, clf.config.augment, batch_size=bs)
+        out[f"clips/s, batch {bs}"] = len(feats) / (time.perf_counter() - t)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--no-export", action="store_true", help="only the checkpoint (fp32 PyTorch) path")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -53,21 +77,12 @@ def main() -> None:
         write_checkpoint(ckpt)
         rng = np.random.default_rng(0)
         sf.write(wav, rng.uniform(-0.3, 0.3, 5 * 44100).astype(np.float32), 44100, subtype="PCM_16")
-
-        t = time.perf_counter()
         clf = Classifier.from_checkpoint(ckpt)
-        cold = time.perf_counter() - t
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-        print(f"cold start (load checkpoint, {ckpt.stat().st_size / 1e6:.0f} MB): {cold:.2f} s")
-
-        clf.predict_file(wav)  # warm-up
-        times, stages = [], {"decode+resample": [], "features": [], "model": []}
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            clf.predict_file(wav)
-            times.append(time.perf_counter() - t)
+        size = ckpt.stat().st_size / 1e6
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; checkpoint {size:.0f} MB")
         from audiogpt2.audio import load_audio
 
+        stages = {"decode+resample": [], "features": [], "model": []}
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             y = load_audio(wav, 16000)
@@ -78,26 +93,37 @@ def main() -> None:
             t3 = time.perf_counter()
             for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
                 stages[k].append(v)
-        print(
-            f"warm latency, one 5 s 44.1 kHz WAV: median {statistics.median(times) * 1000:.1f} ms "
-            f"(target < 100 ms)"
-        )
-        print(
-            "  stages (median): "
-            + ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in stages.items())
-        )
-
+        medians = ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in stages.items())
+        print(f"stages of one warm prediction (median, PyTorch fp32): {medians}")
         feats = np.stack(
             [
                 compute_features(rng.uniform(-0.3, 0.3, 80000).astype(np.float32), clf.config.audio)
                 for _ in range(64)
             ]
         )
-        for bs in (1, 16, 64):
-            predict_proba(clf.model, feats[:bs], clf.config.augment, batch_size=bs)
-            t = time.perf_counter()
-            predict_proba(clf.model, feats, clf.config.augment, batch_size=bs)
-            print(f"batched model throughput, batch {bs}: {64 / (time.perf_counter() - t):.0f} clips/s")
+        paths = {"checkpoint, PyTorch fp32": lambda: Classifier.from_checkpoint(ckpt)}
+        if not args.no_export:
+            from audiogpt2.export import export
+
+            export(ckpt, Path(tmp) / "st")
+            paths["safetensors, PyTorch fp32"] = lambda: Classifier.from_pretrained(Path(tmp) / "st")
+            try:
+                export(ckpt, Path(tmp) / "onnx", "onnx", int8=True)
+                int8 = Path(tmp) / "onnx" / "model.int8.onnx"
+                (Path(tmp) / "onnx32").mkdir()
+                for name in ("config.json", "model.onnx"):
+                    (Path(tmp) / "onnx32" / name).write_bytes((Path(tmp) / "onnx" / name).read_bytes())
+                paths["ONNX Runtime fp32"] = lambda: Classifier.from_pretrained(Path(tmp) / "onnx32")
+                paths["ONNX Runtime int8"] = lambda: Classifier.from_pretrained(int8.parent)
+            except Exception as exc:  # noqa: BLE001 - report and measure the rest
+                print(f"ONNX paths skipped: {exc}")
+        results = {name: measure(load, wav, args.repeats, feats) for name, load in paths.items()}
+        keys = list(next(iter(results.values())))
+        print("\n| path | " + " | ".join(keys) + " |")
+        print("| --- |" + " --- |" * len(keys))
+        for name, r in results.items():
+            cells = [f"{r[k]:.2f}" if k.endswith("(s)") else f"{r[k]:.0f}" for k in keys]
+            print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
