@@ -21,4 +21,6 @@ for run in runs/esc10-*/; do
   done
   published+=("docs/results/$name")
 done
-audiogpt2 report "${published[@]}" --summary docs/results.md
+echo "published: ${published[*]}"
+# every experiment kept in docs/results, not only the ones copied now
+audiogpt2 report docs/results/*/ --summary docs/results.md
