@@ -169,6 +169,8 @@ def build_report(run_dir: str | Path) -> Path:
             + "; ".join(f"{p['true']} → {p['predicted']} ({p['count']})" for p in pairs),
             "",
         ]
+    if (run_dir / "selection.json").is_file():  # a `select` folder: how each fold was chosen
+        lines += selection_section(json.loads((run_dir / "selection.json").read_text()))
     if config_text:
         lines += ["## Resolved config", "", "```toml", config_text.strip(), "```", ""]
     atomic_write_json(run_dir / "report.json", summary)
@@ -268,9 +270,12 @@ def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Pat
     if not choices:
         raise FileNotFoundError(f"no fold finished in all of {', '.join(map(str, run_dirs))}")
     atomic_write_json(out_dir / "selection.json", choices)
-    report = build_report(out_dir)
+    return build_report(out_dir)
+
+
+def selection_section(choices: list[dict[str, Any]]) -> list[str]:
+    """The learning-rate choices of a ``select`` folder, as report lines."""
     lines = [
-        "",
         "## Learning-rate choice (by validation accuracy only)",
         "",
         "Per fold and arm, the run with the highest validation accuracy; ties go to the lower "
@@ -282,7 +287,7 @@ def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Pat
     for c in choices:
         vals = ", ".join(f"{Path(d).name}: {v:.3f}" for d, v in c["val_acc"].items())
         lines.append(f"| {c['arm']} | {c['fold']} | {Path(c['chosen']).name} | {vals} |")
-    return atomic_write_text(report, report.read_text() + "\n".join(lines) + "\n")
+    return [*lines, ""]
 
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
