@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from audiogpt2.config import Config, config_from_dict
-from audiogpt2.io import UnsafeFileError, display, safe_torch_load
+from audiogpt2.io import UnsafeFileError, display, peek, safe_torch_load
 from audiogpt2.model import AudioClassifier, backbone_from_config_json, load_weights
 
 CHECKPOINT_FORMAT = "audiogpt2-checkpoint-v1"
@@ -70,14 +68,19 @@ class Checkpoint:
         )
 
 
+def model_for(info: Checkpoint) -> AudioClassifier:
+    """The architecture ``info`` describes, with untrained weights (offline)."""
+    module = backbone_from_config_json(info.backbone_config)
+    config = info.config
+    hidden = module.config.hidden_size if module is not None else config.model.cnn_only_hidden
+    return AudioClassifier.from_config(module, hidden, len(info.classes), config.model, config.audio)
+
+
 def load_checkpoint(path: str | Path) -> tuple[AudioClassifier, Checkpoint]:
     """Rebuild a trained model from a checkpoint, offline, without executing code."""
     data = safe_torch_load(path, "checkpoint")
     info = Checkpoint.from_dict(data, path)
-    module = backbone_from_config_json(info.backbone_config)
-    hidden = module.config.hidden_size if module is not None else info.config.model.cnn_only_hidden
-    config = info.config
-    model = AudioClassifier.from_config(module, hidden, len(info.classes), config.model, config.audio)
+    model = model_for(info)
     try:
         load_weights(model, data["model"])
     except RuntimeError as exc:
@@ -90,15 +93,7 @@ def load_checkpoint(path: str | Path) -> tuple[AudioClassifier, Checkpoint]:
 
 def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
     """The resolved config stored in a checkpoint, read without loading its weights."""
-    import zipfile
-
-    path = Path(path)
-    data = None
-    if zipfile.is_zipfile(path):
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:  # noqa: BLE001 - reported below as not ours
-            data = None
+    data = peek(path)
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         raise UnsafeFileError(f"{display(path)} is not an audiogpt2 checkpoint")
     return data["config"]

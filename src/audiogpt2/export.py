@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from audiogpt2.checkpoint import CHECKPOINT_FORMAT, Checkpoint, load_checkpoint
-from audiogpt2.config import config_from_dict
+from audiogpt2.checkpoint import CHECKPOINT_FORMAT, Checkpoint, load_checkpoint, model_for
 from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.io import atomic_write_bytes, atomic_write_json, display
-from audiogpt2.model import AudioClassifier, backbone_from_config_json
+from audiogpt2.model import AudioClassifier
 
 EXPORT_FORMAT = "audiogpt2-export-v1"
 
@@ -127,9 +126,6 @@ def load_export(directory: str | Path, prefer_onnx: bool = True) -> tuple[torch.
 
     from audiogpt2.model import load_weights
 
-    config = config_from_dict(data["config"])
-    module = backbone_from_config_json(info.backbone_config)
-    hidden = module.config.hidden_size if module is not None else config.model.cnn_only_hidden
-    model = AudioClassifier.from_config(module, hidden, len(info.classes), config.model, config.audio)
+    model = model_for(info)
     load_weights(model, load_file(str(weights)))
     return model.eval(), info

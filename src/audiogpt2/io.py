@@ -132,14 +132,20 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def file_format(path: str | Path) -> str | None:
-    """The ``format`` tag of a .pt file this package wrote, or None for anything else.
-
-    Memory-mapped, so checking a large checkpoint reads only its small header."""
+def peek(path: str | Path) -> Any:
+    """A .pt file's contents memory-mapped (reading little more than its header), or None
+    when it is not a file torch.save wrote; never runs code."""
+    if not zipfile.is_zipfile(path):  # every file torch.save writes is a zip archive
+        return None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - whatever it is, it is not ours
         return None
+
+
+def file_format(path: str | Path) -> str | None:
+    """The ``format`` tag of a .pt file this package wrote, or None for anything else."""
+    data = peek(path)
     tag = data.get("format") if isinstance(data, dict) else None
     return tag if isinstance(tag, str) else None
 
