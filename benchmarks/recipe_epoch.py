@@ -12,7 +12,6 @@ the checkpoint writes, and the implied minutes for a whole 5-fold cross-validati
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 import time
 from pathlib import Path
@@ -72,8 +71,10 @@ def main() -> None:
     dataset = TrainingSet(cache, train_rows, config.augment, 0)
     dataset.epoch = 1
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.train.batch_size, shuffle=True)
-    run = Run(model, model, optimizer, make_scheduler(optimizer, config.train, len(loader)), loader,
-              torch.device("cpu"), 1, 0)  # fmt: skip
+    header = {"format": CHECKPOINT_FORMAT, "config": config.to_dict()}  # all a checkpoint write needs
+    scheduler = make_scheduler(optimizer, config.train, len(loader))
+    cpu = torch.device("cpu")
+    run = Run(model, model, optimizer, scheduler, loader, cpu, 1, 0, "baseline", val_rows, header)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.train.label_smoothing)
 
     t = time.perf_counter()
@@ -89,14 +90,13 @@ def main() -> None:
         optimizer.step()
     steps = time.perf_counter() - t
     t = time.perf_counter()
-    acc, loss = run_validation(run, config, cache, val_rows)
+    acc, loss = run_validation(run, config, cache)
     val = time.perf_counter() - t
     state = TrainState()
     state.update({"epoch": 1, "val_acc": acc, "val_loss": loss})
-    base = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "backbone_config": backbone.config_json}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        save_checkpoints(run, state, True, copy.deepcopy(base), Path(tmp) / "best.pt", lambda *_: None)
+        save_checkpoints(run, state, True, Path(tmp) / "best.pt", lambda *_: None)
         save = time.perf_counter() - t
     epoch = produce + steps + val + save
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; config {args.config}, "

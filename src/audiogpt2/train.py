@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import math
 import os
@@ -146,17 +147,11 @@ class TrainState:
         return improved
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch,
-            "best_val_acc": self.best_val_acc,
-            "best_epoch": self.best_epoch,
-            "stale": self.stale,
-            "history": self.history,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainState:
-        return cls(data["epoch"], data["best_val_acc"], data["best_epoch"], data["stale"], data["history"])
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 
 def _distributed() -> tuple[int, int]:
@@ -216,6 +211,9 @@ class Run:
     device: torch.device
     world: int
     rank: int
+    arm: str
+    val_rows: np.ndarray  # validation clips' feature rows (originals only)
+    header: dict[str, Any]  # what every checkpoint of this arm carries besides its weights
 
 
 def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: bool) -> tuple[float, float]:
@@ -267,24 +265,22 @@ def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: b
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
-def validate(run: Run, config: Config, cache: FeatureCache, val_rows: np.ndarray) -> tuple[float, float]:
+def validate(run: Run, config: Config, cache: FeatureCache) -> tuple[float, float]:
     """(accuracy, loss) on the validation clips, originals only, as evaluation sees them."""
     probs = predict_proba(
-        run.model, cache.features[val_rows], config.augment, run.device, config.train.batch_size
+        run.model, cache.features[run.val_rows], config.augment, run.device, config.train.batch_size
     )
-    labels = cache.labels[cache.row_clip[torch.as_tensor(val_rows)]].numpy()
+    labels = cache.labels[cache.row_clip[torch.as_tensor(run.val_rows)]].numpy()
     acc = float((probs.argmax(1) == labels).mean())
     return acc, float(-np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean())
 
 
-def save_checkpoints(
-    run: Run, state: TrainState, improved: bool, base: dict[str, Any], best_path: Path, log: Callable
-) -> None:
+def save_checkpoints(run: Run, state: TrainState, improved: bool, best_path: Path, log: Callable) -> None:
     """The best checkpoint when validation improved, the resumable last one and the curves."""
     last_path, history_path = checkpoint_paths(best_path)
     record = state.history[-1]
     checkpoint = {
-        **base,
+        **run.header,
         "model": run.model.state_dict(),
         "epoch": state.epoch,
         "metrics": {"val_acc": record["val_acc"], "val_loss": record["val_loss"]},
@@ -302,10 +298,10 @@ def save_checkpoints(
     atomic_write_json(history_path, state.history)
 
 
-def resume_state(run: Run, last_path: Path, base: dict[str, Any], log: Callable) -> TrainState:
+def resume_state(run: Run, last_path: Path, log: Callable) -> TrainState:
     """Restore model, optimizer and scheduler from ``last_path``; refuse a checkpoint of
     another arm, fold, dataset or architecture in one line."""
-    saved = safe_torch_load(last_path, "checkpoint")
+    saved, base = safe_torch_load(last_path, "checkpoint"), run.header
     checks = (("arm", "arm"), ("test_fold", "test fold"), ("classes", "classes"), ("data_key", "data"))
     for key, what in checks:
         if saved.get(key) != base[key]:
@@ -362,7 +358,7 @@ def train_arm(
     best_path = Path(checkpoint)
     config = copy.deepcopy(config)
     config.model.num_classes = len(cache.classes)  # the resolved config shows what ran
-    run, base, split, val_rows = _setup(config, cache, arm)
+    run, split = _setup(config, cache, arm)
     log = _silent if run.rank else log  # one voice: rank 0 prints and writes
     schedule = config.train.unfreeze_schedule()
     trains_all = not ARMS[arm].pretrained and config.train.baseline_trainable == "all"
@@ -374,11 +370,11 @@ def train_arm(
     last_path = checkpoint_paths(best_path)[0]
     state = TrainState()
     if resume and last_path.is_file():
-        state = resume_state(run, last_path, base, log)
+        state = resume_state(run, last_path, log)
     elif resume:
         log(f"No {last_path} to resume from; starting {arm} from epoch 1")
     log(
-        f"[{arm}] backbone {config.model.backbone}: {base['backbone_source']}; "
+        f"[{arm}] backbone {config.model.backbone}: {run.header['backbone_source']}; "
         f"{sum(p.numel() for p in run.model.parameters()):,} parameters; device {run.device}; "
         f"train {len(split.train)} clips ({len(run.loader.dataset)} rows with variants), "
         f"val {len(split.val)}, test fold {config.data.test_fold} ({len(split.test)} clips, unused here)"
@@ -387,7 +383,7 @@ def train_arm(
         if run.rank == 0:
             write_config(config, best_path.parent)
             remove_torn_writes(best_path)
-        _epochs(run, config, cache, val_rows, arm, state, base, best_path, progress, on_epoch_end, log)
+        _epochs(run, config, cache, state, best_path, progress, on_epoch_end, log)
     return TrainResult(best_path, state.best_epoch, state.best_val_acc, state.history)
 
 
@@ -395,10 +391,7 @@ def _epochs(
     run: Run,
     config: Config,
     cache: FeatureCache,
-    val_rows: np.ndarray,
-    arm: str,
     state: TrainState,
-    base: dict[str, Any],
     best_path: Path,
     progress: bool,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None,
@@ -408,10 +401,10 @@ def _epochs(
     t = config.train
     for epoch in range(state.epoch + 1, t.epochs + 1):
         began = time.time()
-        blocks = apply_freezing(run.model, epoch, arm, config)
+        blocks = apply_freezing(run.model, epoch, run.arm, config)
         lrs = {g["name"]: g["lr"] for g in run.optimizer.param_groups}  # as used this epoch
-        train_loss, train_acc = train_one_epoch(run, config, epoch, f"{arm} epoch {epoch}", progress)
-        val_acc, val_loss = validate(run, config, cache, val_rows)
+        train_loss, train_acc = train_one_epoch(run, config, epoch, f"{run.arm} epoch {epoch}", progress)
+        val_acc, val_loss = validate(run, config, cache)
         if t.schedule == "plateau":
             run.scheduler.step(val_acc)
         record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
@@ -420,7 +413,7 @@ def _epochs(
         improved = state.update(record)
         log(_describe_epoch(record, t.epochs, state.history))
         if run.rank == 0:
-            save_checkpoints(run, state, improved, base, best_path, log)
+            save_checkpoints(run, state, improved, best_path, log)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
         if state.stale >= t.early_stop_patience:
@@ -428,9 +421,8 @@ def _epochs(
             break
 
 
-def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, dict[str, Any], Any, np.ndarray]:
-    """The split, model, optimizer, scheduler and loader of one arm, and the fields every
-    checkpoint of it carries."""
+def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
+    """The model, optimizer, scheduler, loader and checkpoint fields of one arm, and its split."""
     t = config.train
     rank, world = _distributed()
     if t.threads:
@@ -453,7 +445,7 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, dict[str
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=t.seed)
     loader = DataLoader(train_set, batch_size=t.batch_size, sampler=sampler)
     scheduler = make_scheduler(optimizer, t, len(loader))
-    base = Checkpoint(
+    header = Checkpoint(
         config=config,
         arm=arm,
         classes=list(cache.classes),
@@ -463,4 +455,5 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, dict[str
         backbone_config=backbone.config_json,
         data_key=cache.key,
     ).header()
-    return Run(model, forward, optimizer, scheduler, loader, device, world, rank), base, split, val_rows
+    run = Run(model, forward, optimizer, scheduler, loader, device, world, rank, arm, val_rows, header)
+    return run, split
