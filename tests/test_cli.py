@@ -121,6 +121,16 @@ def test_outputs_are_per_dataset_and_evaluate_follows_the_checkpoint(
     assert all(p.read_bytes() == data for p, data in before.items())
     capsys.readouterr()
 
+    # a bare evaluate (no flags) scores the most recently trained run on its own data,
+    # and writes beside that dataset's other outputs
+    assert main(["evaluate"]) == 0
+    out = capsys.readouterr().out
+    assert "models/mine/best_baseline_model.pt, the most recently trained" in out
+    assert (tmp_path / "notebooks" / "mine" / "metrics_baseline.json").is_file()
+    # predict names that checkpoint when given the spec's default path that this run lacks
+    assert main(["predict", "models/best_model.pt", str(clips / "hum" / "0.wav")]) == 2
+    assert "most recently trained one is models/mine/best_baseline_model.pt" in capsys.readouterr().err
+
     # and a checkpoint is never scored on another dataset's cache
     assert main(["evaluate", "--checkpoint", str(first), "--data", str(clips)]) == 2
     err = capsys.readouterr().err.strip()

@@ -276,6 +276,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"no audio files found in {', '.join(map(display, args.inputs))} "
             f"(looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
         )
+    if not Path(args.checkpoint).exists():
+        from audiogpt2.config import PathsConfig
+        from audiogpt2.experiment import latest_checkpoint
+
+        latest = latest_checkpoint(PathsConfig(), ARM_NAMES)
+        hint = f"; the most recently trained one is {latest}" if latest else "; run `audiogpt2 train` first"
+        raise FileNotFoundError(f"checkpoint {args.checkpoint} does not exist{hint}")
     clf = Classifier.from_pretrained(args.checkpoint, args.device)
     done, skipped = predict_paths(clf, paths)
     if args.timeline_dir:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from audiogpt2.arms import ARMS
-from audiogpt2.config import Config
+from audiogpt2.checkpoint import read_checkpoint_config
+from audiogpt2.config import Config, PathsConfig, config_from_dict, separate_outputs
 from audiogpt2.device import select_device
 from audiogpt2.evaluate import evaluate_checkpoint, format_metrics, plot_confusion
 from audiogpt2.io import atomic_write_json
@@ -149,25 +150,37 @@ def train_arms(
 def checkpoint_config(
     config: Config, explicit: set[str], checkpoint: str | None, arms: list[str]
 ) -> Config:
-    """The config a checkpoint was trained with (data, features, classes), with the
-    output paths of ``config`` and every key in ``explicit`` taken from ``config``."""
-    from audiogpt2.checkpoint import read_checkpoint_config
-    from audiogpt2.config import config_from_dict
+    """The config a checkpoint was trained with (data, features, classes), with every key
+    in ``explicit`` taken from ``config``. Output paths follow the checkpoint's dataset.
 
+    With no checkpoint, data or path given and no checkpoint at the default paths, the
+    most recently trained one under the models folder is used (and named), so a bare
+    ``evaluate`` after ``train --data D`` evaluates that run."""
     candidates = [Path(checkpoint)] if checkpoint else [arm_checkpoint(config, arm) for arm in arms]
     found = next((p for p in candidates if p.is_file()), None)
+    if found is None and not checkpoint and not any(k.startswith(("data.", "paths.")) for k in explicit):
+        found = latest_checkpoint(PathsConfig(), arms)
+        if found is not None:
+            print(f"Using {found}, the most recently trained checkpoint (choose with --data or --checkpoint)")
     if found is None:
         raise FileNotFoundError(
             f"no checkpoint at {', '.join(map(str, candidates))}; run `audiogpt2 train` first, "
             "or pass --checkpoint PATH"
         )
     saved = config_from_dict(read_checkpoint_config(found))
-    saved.paths = copy.deepcopy(config.paths)
+    saved.paths = PathsConfig()
     for key in explicit:
         section, _, name = key.partition(".")
-        if section != "paths":
-            setattr(getattr(saved, section), name, copy.deepcopy(getattr(getattr(config, section), name)))
-    return saved.validate()
+        setattr(getattr(saved, section), name, copy.deepcopy(getattr(getattr(config, section), name)))
+    return separate_outputs(saved, explicit).validate()
+
+
+def latest_checkpoint(paths: PathsConfig, arms: list[str]) -> Path | None:
+    """The newest arm checkpoint in the models folder or its per-dataset subfolders."""
+    names = {Path(getattr(paths, ARMS[arm].checkpoint_key)).name for arm in arms}
+    root = Path(paths.models)
+    found = [p for name in names for p in [root / name, *root.glob(f"*/{name}")] if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
 def evaluate_one(config: Config, cache: FeatureCache, checkpoint: Path) -> dict[str, Any]:
