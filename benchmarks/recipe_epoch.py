@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audiogpt2.cache import FeatureCache
 from audiogpt2.checkpoint import CHECKPOINT_FORMAT
 from audiogpt2.config import load_config
 from audiogpt2.model import build_model
-from audiogpt2.preprocess import FeatureCache
 from audiogpt2.train import (
     Run,
     TrainingSet,

@@ -23,9 +23,9 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
+from audiogpt2.cache import FeatureCache
 from audiogpt2.config import Config
 from audiogpt2.model import build_model
-from audiogpt2.preprocess import FeatureCache
 from audiogpt2.train import TrainingSet, configure_optimizer
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import small_overrides
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -28,48 +30,6 @@ def esc_root(tmp_path_factory) -> Path:
     return make_dataset(
         tmp_path_factory.mktemp("esc") / "ESC-50", n_classes=4, clips_per_class=10, seconds=1.5, seed=1
     )
-
-
-def small_overrides(esc_root: Path, backbone: Path | str, cache: Path) -> dict:
-    return {
-        "data.root": str(esc_root),
-        "data.cache": str(cache),
-        "data.workers": 1,
-        "data.test_fold": 5,
-        "model.backbone": str(backbone),
-        "augment.variants": 1,
-        "train.epochs": 3,
-        "train.batch_size": 8,
-        "train.unfreeze": {"2": 0, "3": 1},
-        "train.threads": 1,
-    }
-
-
-def train_cli_args(esc_root: Path, backbone: Path, out: Path, arm: str, best: str, epochs: int) -> list:
-    """``audiogpt2 train`` arguments for one small arm writing under ``out``."""
-    return [
-        "train",
-        "--data",
-        str(esc_root),
-        "--backbone",
-        str(backbone),
-        "--epochs",
-        str(epochs),
-        "--variants",
-        "0",
-        "--workers",
-        "1",
-        "--threads",
-        "1",
-        "--arms",
-        arm,
-        "--cache",
-        str(out / "c.pt"),
-        "--set",
-        f"paths.{arm}_checkpoint={out}/m/{best}",
-        "--set",
-        f"paths.notebooks={out}/nb",
-    ]
 
 
 @pytest.fixture()

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from audiogpt2.cli import main
 from audiogpt2.synthetic import CLASSES, make_dataset
@@ -26,6 +27,7 @@ def test_synthetic_dataset_has_the_esc50_layout(tmp_path):
     assert a.std() > 0 and not (a == b).all()  # random variation within a class
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path, capsys):
     """The real demo command, shortened: synthetic data -> preprocess -> both arms -> evaluate
     -> predict, with the comparison table and an honest account of the weights."""
@@ -59,7 +61,7 @@ def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
 
 
 def test_cnn_only_runs_one_arm_and_short_runs_warn(esc_root, tiny_gpt2_dir, tmp_path, capsys):
-    from conftest import train_cli_args
+    from helpers import train_cli_args
 
     args = train_cli_args(esc_root, "none", tmp_path, "baseline", "best.pt", 1)
     args[args.index("--arms") + 1] = "finetuned,baseline"

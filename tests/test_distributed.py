@@ -3,9 +3,12 @@ import os
 import subprocess
 import sys
 
-from conftest import train_cli_args
+import pytest
+
+from helpers import train_cli_args
 
 
+@pytest.mark.slow
 def test_data_parallel_training_with_two_gloo_processes(esc_root, tiny_gpt2_dir, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "audiogpt2"]
     cmd += train_cli_args(esc_root, tiny_gpt2_dir, tmp_path, "baseline", "b.pt", epochs=2)

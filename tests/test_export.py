@@ -14,7 +14,7 @@ from audiogpt2.train import train_arm
 def checkpoint(small_cache, esc_root, tiny_gpt2_dir, tmp_path_factory):
     from audiogpt2.config import load_config
 
-    from conftest import small_overrides
+    from helpers import small_overrides
 
     tmp = tmp_path_factory.mktemp("ckpt")
     overrides = {**small_overrides(esc_root, tiny_gpt2_dir, tmp / "c.pt"), "train.epochs": 1}

@@ -4,11 +4,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from audiogpt2.cache import load_cache
 from audiogpt2.config import load_config
 from audiogpt2.data import split_clips
-from audiogpt2.preprocess import load_cache, preprocess
+from audiogpt2.preprocess import preprocess
 
-from conftest import small_overrides
+from helpers import small_overrides
 
 
 def test_cache_holds_clips_and_variants_and_loads_without_code(small_config):

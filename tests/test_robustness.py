@@ -17,7 +17,7 @@ from audiogpt2.config import load_config
 from audiogpt2.io import OutputError, safe_torch_load
 from audiogpt2.preprocess import preprocess
 
-from conftest import small_overrides, train_cli_args
+from helpers import small_overrides, train_cli_args
 
 SR = 16000
 
@@ -73,6 +73,7 @@ def _train_cmd(esc_root, tiny_gpt2_dir, tmp_path, epochs, resume=False):
     return [sys.executable, "-m", "audiogpt2", *args] + (["--resume"] if resume else [])
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume_loses_no_epoch(esc_root, tiny_gpt2_dir, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     last = tmp_path / "m" / "best.last.pt"
@@ -87,7 +88,7 @@ def test_sigkill_mid_training_then_resume_loses_no_epoch(esc_root, tiny_gpt2_dir
         time.sleep(0.2)
     time.sleep(1.0)  # now somewhere inside a later epoch
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL  # killed mid-run, not finished
     state = safe_torch_load(last)
     done_epochs = state["epoch"]
     assert 1 <= done_epochs < 60
@@ -123,10 +124,12 @@ def test_killed_preprocessing_leaves_no_cache_that_is_trusted(esc_root, tiny_gpt
         "--workers",
         "1",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    time.sleep(4)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # killed once the work has started, not after a guessed sleep
+        if line.startswith("Preprocessing "):
+            break
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL  # it was still working when killed
     assert not cache.exists() or safe_torch_load(cache)["format"] == "audiogpt2-cache-v1"
     # Our writes are atomic, so a torn file at the cache path is not ours: neither trusted
     # nor overwritten.
@@ -324,6 +327,17 @@ def test_careless_predict_and_flags_are_one_line(tmp_path, capsys):
         assert "no CUDA" in err and len(err.splitlines()) == 1
 
 
+def _wait_until_preprocessing(proc: subprocess.Popen) -> None:
+    """Return once the command says the feature work has started, plus a moment for its
+    worker pool to start."""
+    for line in proc.stdout:
+        if line.startswith("Preprocessing "):
+            break
+    time.sleep(1.0)
+    assert proc.poll() is None, "preprocessing ended before the signal could be sent"
+
+
+@pytest.mark.slow
 def test_ctrl_c_during_parallel_preprocessing_is_one_line(esc_root, tmp_path):
     cache = tmp_path / "c.pt"
     (tmp_path / ".c.pt.torn.tmp").write_bytes(b"left by a kill during an earlier cache write")
@@ -331,7 +345,7 @@ def test_ctrl_c_during_parallel_preprocessing_is_one_line(esc_root, tmp_path):
            "--workers", "2", "--variants", "6"]  # fmt: skip
     pipe = subprocess.PIPE
     proc = subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True)
-    time.sleep(5)  # inside the pool by now
+    _wait_until_preprocessing(proc)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
@@ -340,7 +354,7 @@ def test_ctrl_c_during_parallel_preprocessing_is_one_line(esc_root, tmp_path):
 
     # A kill of the parent alone: its workers end with it, silently.
     proc = subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True)
-    time.sleep(5)
+    _wait_until_preprocessing(proc)
     proc.kill()
     time.sleep(3)
     leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()

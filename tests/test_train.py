@@ -136,6 +136,7 @@ def test_best_checkpoint_rebuilds_offline(small_config, small_cache, tmp_path):
     assert (tmp_path / "config.toml").is_file()
 
 
+@pytest.mark.slow
 def test_compiled_training_keeps_freezing_and_checkpoint_format(small_config, small_cache, tmp_path):
     """`train.compile`: unfreezing still takes effect through the compiled graph, checkpoints
     load like eager ones, and training tracks eager (compiled dropout draws other masks)."""

@@ -1,6 +1,6 @@
 """The experiment's arms, defined once: which weights each starts from and what it is called.
 
-The spec compares a pretrained backbone, gradually unfrozen (``finetuned``), with the same
+The seed README compares a pretrained backbone, gradually unfrozen (``finetuned``), with the same
 architecture from random weights (``baseline``); "pretrained" is the only difference
 (nanoGPT's ``init_from``). Everything else reads these records instead of spelling names.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 class Arm:
     name: str
     pretrained: bool
-    title: str  # as the spec's output prints it
+    title: str  # as the seed README's output prints it
     checkpoint_key: str  # the [paths] key of its default checkpoint
 
 

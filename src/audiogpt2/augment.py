@@ -34,7 +34,7 @@ def waveform_variant(
 def spec_augment(feats: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """A copy of (frames, bins) with ``freq_masks`` frequency masks (each <= freq_mask bins)
     and ``time_masks`` time masks (each <= time_mask frames) set to 0, the mean of
-    normalised features. The spec's setting is one mask of each."""
+    normalised features. The seed README's setting is one mask of each."""
     out = feats.copy()
     frames, bins = out.shape
     for _ in range(cfg.freq_masks):

@@ -4,38 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from audiogpt2.arms import ARM_NAMES, ARMS
-from audiogpt2.config import ConfigError, load_config
-
-# flag -> config key; each flag overrides the config file, which overrides the defaults.
-CONFIG_FLAGS: dict[str, tuple[str, type, str]] = {
-    "--data": ("data.root", str, "ESC-50 folder, manifest CSV or class-per-folder tree"),
-    "--subset": ("data.subset", str, "all | esc10 (ESC-50 only)"),
-    "--cache": ("data.cache", str, "feature cache path"),
-    "--test-fold": ("data.test_fold", int, "fold held out for testing"),
-    "--workers": ("data.workers", int, "preprocessing processes (0 = all cores)"),
-    "--variants": ("augment.variants", int, "augmented waveform variants per clip"),
-    "--backbone": ("model.backbone", str, "gpt2 | HF id or local dir | minilm | none"),
-    "--pooling": ("model.pooling", str, "mean | last"),
-    "--epochs": ("train.epochs", int, "number of epochs"),
-    "--batch-size": ("train.batch_size", int, "batch size"),
-    "--lr-backbone": ("train.lr_backbone", float, "backbone learning rate"),
-    "--lr-head": ("train.lr_head", float, "CNN/projection/head learning rate"),
-    "--baseline-trainable": ("train.baseline_trainable", str, "schedule | all"),
-    "--seed": ("train.seed", int, "random seed"),
-    "--device": ("train.device", str, "auto | cpu | cuda[:N] | mps"),
-    "--threads": ("train.threads", int, "torch CPU threads (0 = default)"),
-}
-# Switches that turn a boolean config key on.
-CONFIG_SWITCHES = {
-    "--amp": ("train.amp", "mixed precision on CUDA"),
-    "--compile": ("train.compile", "torch.compile the training step (minutes to compile; faster steps)"),
-}
+from audiogpt2.config import ConfigError, cli_flags, load_config
 
 
 class Parser(argparse.ArgumentParser):
@@ -49,11 +25,6 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-# Flags that only training reads: not offered by commands that do not train.
-TRAINING_ONLY = {
-    "--backbone", "--pooling", "--epochs", "--batch-size", "--lr-backbone", "--lr-head",
-    "--baseline-trainable", "--amp", "--compile",
-}  # fmt: skip
 
 
 def _add_config_args(p: argparse.ArgumentParser, training: bool = True) -> None:
@@ -67,12 +38,14 @@ def _add_config_args(p: argparse.ArgumentParser, training: bool = True) -> None:
         default=[],
         help="override any config key, e.g. --set train.weight_decay=0.05 (repeatable)",
     )
-    for flag, (key, typ, text) in CONFIG_FLAGS.items():
-        if training or flag not in TRAINING_ONLY:
-            g.add_argument(flag, dest=key, type=typ, default=None, help=f"{text} [{key}]")
-    for flag, (key, text) in CONFIG_SWITCHES.items():
-        if training or flag not in TRAINING_ONLY:
-            g.add_argument(flag, dest=key, action="store_const", const=True, help=f"{text} [{key}]")
+    # Each flag is declared on its config field (config.flag), with its help text.
+    for f in cli_flags():
+        if training or not f.training:
+            if f.type is bool:  # a switch that turns the key on
+                kind: dict[str, Any] = {"action": "store_const", "const": True, "help": f"{f.help} [{f.key}]"}
+            else:
+                kind = {"type": f.type, "default": None, "help": f"{f.help}; default {f.default} [{f.key}]"}
+            g.add_argument(f.flag, dest=f.key, **kind)
 
 
 def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -82,10 +55,10 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if not sep:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         overrides[key.strip()] = value.strip()
-    for key in [*(k for k, _, _ in CONFIG_FLAGS.values()), *(k for k, _ in CONFIG_SWITCHES.values())]:
-        value = getattr(args, key, None)
+    for f in cli_flags():
+        value = getattr(args, f.key, None)
         if value is not None:
-            overrides[key] = value
+            overrides[f.key] = value
     return overrides
 
 
@@ -276,14 +249,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"no audio files found in {', '.join(map(display, args.inputs))} "
             f"(looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
         )
-    if not Path(args.checkpoint).exists():
+    try:
+        clf = Classifier.from_pretrained(args.checkpoint, args.device)
+    except FileNotFoundError as exc:
         from audiogpt2.config import PathsConfig
         from audiogpt2.experiment import latest_checkpoint
 
         latest = latest_checkpoint(PathsConfig(), ARM_NAMES)
-        hint = f"; the most recently trained one is {latest}" if latest else "; run `audiogpt2 train` first"
-        raise FileNotFoundError(f"checkpoint {args.checkpoint} does not exist{hint}")
-    clf = Classifier.from_pretrained(args.checkpoint, args.device)
+        hint = f"the most recently trained one is {latest}" if latest else "run `audiogpt2 train` first"
+        raise FileNotFoundError(f"{exc}; {hint}") from exc
     done, skipped = predict_paths(clf, paths)
     if args.timeline_dir:
         from audiogpt2.predict import write_timeline
@@ -325,46 +299,56 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if done or not skipped else 1
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.command == "demo":
-        from audiogpt2.demo import run_demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from audiogpt2.demo import run_demo
 
-        run_demo(args.out, cli_overrides(args), config_file=args.config)
-        return 0
-    if args.command == "report":
-        from audiogpt2.report import build_report, build_seed_report, seed_dirs, update_summary
+    run_demo(args.out, cli_overrides(args), config_file=args.config)
+    return 0
 
-        for run_dir in args.run_dirs:
-            report = build_seed_report(run_dir) if seed_dirs(run_dir) else build_report(run_dir)
-            print(f"Report written to {report}")
-        if args.summary:
-            print(f"Summary table written to {update_summary(args.summary, args.run_dirs)}")
-        return 0
-    if args.command == "select":
-        from audiogpt2.report import select_by_validation
 
-        print(f"Report written to {select_by_validation(args.run_dirs, args.out)}")
-        return 0
-    if args.command == "compare":
-        from audiogpt2.compare import write_comparison
+def cmd_report(args: argparse.Namespace) -> int:
+    from audiogpt2.report import build_report, build_seed_report, seed_dirs, update_summary
 
-        result, path = write_comparison(args.side_a, args.side_b, args.out or "runs/compare", args.n_folds)
-        print(path.read_text(), end="")
-        print(f"Written to {path} and {path.with_suffix('.json')}")
-        return 0
-    if args.command == "predict":
-        return cmd_predict(args)
-    if args.command == "export":
-        from audiogpt2.export import export
+    for run_dir in args.run_dirs:
+        report = build_seed_report(run_dir) if seed_dirs(run_dir) else build_report(run_dir)
+        print(f"Report written to {report}")
+    if args.summary:
+        print(f"Summary table written to {update_summary(args.summary, args.run_dirs)}")
+    return 0
 
-        print(f"Exported to {export(args.checkpoint, args.out_dir, args.format, args.int8)}")
-        return 0
-    if args.command == "download":
-        from audiogpt2.download import ESC50_URL, download_esc50
 
-        download_esc50(args.dest, args.url or ESC50_URL, args.sha256)
-        return 0
+def cmd_select(args: argparse.Namespace) -> int:
+    from audiogpt2.report import select_by_validation
 
+    print(f"Report written to {select_by_validation(args.run_dirs, args.out)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from audiogpt2.compare import write_comparison
+
+    _, path = write_comparison(args.side_a, args.side_b, args.out or "runs/compare", args.n_folds)
+    print(path.read_text(), end="")
+    print(f"Written to {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from audiogpt2.export import export
+
+    print(f"Exported to {export(args.checkpoint, args.out_dir, args.format, args.int8)}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from audiogpt2.download import ESC50_URL, download_esc50
+
+    download_esc50(args.dest, args.url or ESC50_URL, args.sha256)
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """preprocess, train, evaluate and cv: the commands that read the config and the cache."""
     from audiogpt2.preprocess import preprocess
 
     config = resolve_config(args)
@@ -383,35 +367,68 @@ def run(args: argparse.Namespace) -> int:
         # Without a transformer there is nothing to pretrain: both arms would be one network.
         print("--backbone none: no transformer, so no pretrained arm; running the CNN-only arm (baseline)")
         args.arms = [name for name in ARM_NAMES if not ARMS[name].pretrained]
+    from audiogpt2 import experiment
+
     if args.command == "train":
-        from audiogpt2.experiment import evaluate_arms, train_arms
-
-        train_arms(config, cache, args.arms, resume=args.resume)
+        experiment.train_arms(config, cache, args.arms, resume=args.resume)
         if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 evaluates once
-            evaluate_arms(config, cache, args.arms)
+            experiment.evaluate_arms(config, cache, args.arms)
+    elif args.command == "evaluate" and args.checkpoint:
+        experiment.evaluate_one(config, cache, Path(args.checkpoint))
     elif args.command == "evaluate":
-        from audiogpt2.experiment import evaluate_arms, evaluate_one
-
-        if args.checkpoint:
-            evaluate_one(config, cache, Path(args.checkpoint))
-        else:
-            evaluate_arms(config, cache, args.arms)
+        experiment.evaluate_arms(config, cache, args.arms)
     elif args.command == "cv":
-        from audiogpt2.experiment import run_cv, run_seeds
-
         out = Path(args.out or Path(config.paths.runs) / args.name)
+        resume = not args.restart
         if args.seeds:
-            report = run_seeds(config, out, args.arms, args.seeds, args.fold, resume=not args.restart)
+            report = experiment.run_seeds(config, out, args.arms, args.seeds, args.fold, resume=resume)
         else:
-            report = run_cv(config, cache, out, args.arms, args.fold, resume=not args.restart)
+            report = experiment.run_cv(config, cache, out, args.arms, args.fold, resume=resume)
         print(f"Report written to {report}")
     return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "report": cmd_report,
+    "select": cmd_select,
+    "compare": cmd_compare,
+    "predict": cmd_predict,
+    "export": cmd_export,
+    "download": cmd_download,
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    return COMMANDS.get(args.command, cmd_pipeline)(args)
+
+
+class _StdoutHandler(logging.Handler):
+    """The package's log lines as plain text on whatever ``sys.stdout`` is at the time
+    (so redirections and captures made after set-up still receive them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            prefix = "warning: " if record.levelno >= logging.WARNING else ""
+            sys.stdout.write(f"{prefix}{self.format(record)}\n")
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+def setup_logging() -> None:
+    """Library modules log through ``logging``; the command shows their INFO lines."""
+    logger = logging.getLogger("audiogpt2")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+        logger.addHandler(_StdoutHandler())
 
 
 def main(argv: list[str] | None = None) -> int:
     from audiogpt2.errors import AudioGPT2Error
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    setup_logging()
     args = build_parser().parse_args(argv)
     try:
         return run(args)

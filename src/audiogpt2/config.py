@@ -1,4 +1,6 @@
-"""The single source of defaults: one tree of dataclasses holding every number of the spec.
+"""The single source of defaults: one tree of dataclasses holding every number of the
+seed README (docs/seed-README.md, the original description of the system; "the seed
+README" in comments means that file).
 
 Layering is default < config file (TOML) < command-line flags. Every run writes the
 fully resolved tree next to its outputs (``config.toml``), so a result can always be
@@ -28,11 +30,41 @@ class ConfigError(AudioGPT2Error, ValueError):
     """A config key or value that cannot be used; the message names the key."""
 
 
+def flag(default: Any, name: str, text: str, training: bool = False) -> Any:
+    """A config field that the CLI also offers as ``name`` (with ``text`` as its help);
+    ``training`` marks flags only commands that train accept."""
+    return field(default=default, metadata={"flag": name, "help": text, "training": training})
+
+
+@dataclass(frozen=True)
+class CliFlag:
+    flag: str
+    key: str
+    type: Any
+    help: str
+    default: Any
+    training: bool
+
+
+def cli_flags() -> list[CliFlag]:
+    """Every config field that is also a command-line flag."""
+    out = []
+    for section in dataclasses.fields(Config):
+        cls = typing.get_type_hints(Config)[section.name]
+        types = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if "flag" in f.metadata:
+                m = f.metadata
+                key = f"{section.name}.{f.name}"
+                out.append(CliFlag(m["flag"], key, types[f.name], m["help"], f.default, m["training"]))
+    return out
+
+
 @dataclass
 class AudioConfig:
     sample_rate: int = 16000
     clip_seconds: float = 5.0
-    # "mfcc" (the spec: n_mfcc coefficients of an n_mels-band log-mel spectrogram) or
+    # "mfcc" (the seed README: n_mfcc coefficients of an n_mels-band log-mel spectrogram) or
     # "logmel" (the n_mels log-mel bands themselves).
     features: str = "mfcc"
     n_mfcc: int = 40
@@ -44,9 +76,6 @@ class AudioConfig:
     n_mels: int = 64
     fmin: float = 0.0
     fmax: float = 8000.0
-    # "clip": each clip's feature matrix is scaled to mean 0, std 1 using that clip alone,
-    # so no statistic can come from a held-out fold.
-    normalize: str = "clip"
 
     @property
     def clip_samples(self) -> int:
@@ -83,25 +112,23 @@ class AudioConfig:
             )
         if not 0 <= self.fmin < self.fmax:
             raise ConfigError(f"audio.fmin={self.fmin} / fmax={self.fmax}: need 0 <= fmin < fmax")
-        if self.normalize != "clip":
-            raise ConfigError(f"audio.normalize={self.normalize!r}: only 'clip' is supported")
 
 
 @dataclass
 class AugmentConfig:
     # SpecAugment for the second input channel: freq_masks masks of <= freq_mask bins and
-    # time_masks masks of <= time_mask frames (the spec: one of each).
+    # time_masks masks of <= time_mask frames (the seed README: one of each).
     freq_mask: int = 5
     time_mask: int = 10
     freq_masks: int = 1
     time_masks: int = 1
     # Waveform augmentation of training clips, stored as extra variants in the cache.
-    variants: int = 2
+    variants: int = flag(2, "--variants", "augmented waveform variants per clip")
     noise_sigma: float = 0.005
     pitch_semitones: float = 2.0
     stretch_min: float = 0.8
     stretch_max: float = 1.2
-    # Training-time augmentation, fresh every epoch (0 = off, the spec):
+    # Training-time augmentation, fresh every epoch (0 = off, the seed README):
     # circular time shift of each clip by up to this fraction of its length either way,
     time_shift: float = 0.0
     # and mixup of two training clips with lambda ~ Beta(alpha, alpha) and soft targets.
@@ -136,15 +163,15 @@ class AugmentConfig:
 @dataclass
 class DataConfig:
     # An ESC-50 root (meta/esc50.csv + audio/), a manifest CSV, or a class-per-folder tree.
-    root: str = "data/ESC-50"
-    subset: str = "all"  # "all" or "esc10" (ESC-50 only)
-    cache: str = "data/preprocessed/preprocessed.pt"
+    root: str = flag("data/ESC-50", "--data", "ESC-50 folder, manifest CSV or class-per-folder tree")
+    subset: str = flag("all", "--subset", "all | esc10 (ESC-50 only)")
+    cache: str = flag("data/preprocessed/preprocessed.pt", "--cache", "feature cache path")
     n_folds: int = 5
-    test_fold: int = 5
+    test_fold: int = flag(5, "--test-fold", "fold held out for testing")
     # Share of the training folds held out (grouped by source, stratified by class) as the
     # validation set that picks checkpoints, drives the scheduler and stops early.
     val_fraction: float = 0.2
-    workers: int = 0  # 0 = all CPU cores
+    workers: int = flag(0, "--workers", "preprocessing processes (0 = all cores)")
 
     def validate(self) -> None:
         if self.subset not in ("all", "esc10"):
@@ -163,10 +190,11 @@ class DataConfig:
 class ModelConfig:
     # A GPT-2 id or local directory, "minilm" (the offline all-MiniLM-L6-v2 package),
     # any Hugging Face encoder that accepts inputs_embeds, or "none" (CNN-only ablation).
-    backbone: str = "gpt2"
-    pooling: str = "mean"  # how the 25 token outputs become one vector: "mean" or "last"
+    backbone: str = flag("gpt2", "--backbone", "gpt2 | HF id or local dir | minilm | none", training=True)
+    # How the token outputs become one vector: their mean, or the last one.
+    pooling: str = flag("mean", "--pooling", "mean | last", training=True)
     head_hidden: int = 256
-    # The spec's 50 (ESC-50). A trained model's output size always follows the dataset's
+    # The seed README's 50 (ESC-50). A trained model's output size always follows the dataset's
     # class list (10 for --subset esc10, yours for a manifest); this value sizes models
     # built without a dataset, as in benchmarks/.
     num_classes: int = 50
@@ -174,9 +202,9 @@ class ModelConfig:
     cnn_only_hidden: int = 768
     # Output channels of the CNN's conv blocks (conv 3x3 + BatchNorm + ReLU + max-pool).
     # The first two blocks pool time and frequency by 2, later ones frequency only, so
-    # there are always n_frames / 4 tokens (25 for the spec's [64, 128]).
+    # there are always n_frames / 4 tokens (25 for the seed README's [64, 128]).
     cnn_channels: list[int] = field(default_factory=lambda: [64, 128])
-    dropout: float = 0.0  # before each layer of the head; 0 = none (the spec)
+    dropout: float = 0.0  # before each layer of the head; 0 = none (the seed README)
 
     def validate(self) -> None:
         if self.pooling not in ("mean", "last"):
@@ -192,15 +220,15 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 16
-    epochs: int = 20
-    lr_backbone: float = 2e-5
-    lr_head: float = 1e-3
+    batch_size: int = flag(16, "--batch-size", "batch size", training=True)
+    epochs: int = flag(20, "--epochs", "number of epochs", training=True)
+    lr_backbone: float = flag(2e-5, "--lr-backbone", "backbone learning rate", training=True)
+    lr_head: float = flag(1e-3, "--lr-head", "CNN/projection/head learning rate", training=True)
     weight_decay: float = 1e-2
     plateau_patience: int = 5
     plateau_factor: float = 0.5
     early_stop_patience: int = 500
-    # "plateau" (the spec: ReduceLROnPlateau on validation accuracy, per epoch) or
+    # "plateau" (the seed README: ReduceLROnPlateau on validation accuracy, per epoch) or
     # "cosine" (linear warm-up over warmup_epochs, then cosine decay to 0, per step).
     schedule: str = "plateau"
     warmup_epochs: float = 0.0
@@ -210,15 +238,17 @@ class TrainConfig:
     unfreeze: dict[str, int] = field(default_factory=lambda: {"5": 0, "10": 1, "15": 2})
     # "schedule": the baseline follows the fine-tuned arm's freezing schedule (weights are
     # the only difference); "all": the random backbone trains fully from epoch 1.
-    baseline_trainable: str = "schedule"
-    seed: int = 0
-    device: str = "auto"  # auto = MPS, then CUDA, then CPU
-    amp: bool = False  # mixed precision, CUDA only
+    baseline_trainable: str = flag("schedule", "--baseline-trainable", "schedule | all", training=True)
+    seed: int = flag(0, "--seed", "random seed")
+    device: str = flag("auto", "--device", "auto (MPS, then CUDA, then CPU) | cpu | cuda[:N] | mps")
+    amp: bool = flag(False, "--amp", "mixed precision on CUDA", training=True)
     # torch.compile the training forward/backward: fuses the elementwise work between the
-    # matrix products. On 2 CPU cores the gain (0-10 % per step) is within run-to-run noise
-    # and compiling costs 1-2 minutes plus a recompile at each unfreeze; GPUs gain more.
-    compile: bool = False
-    threads: int = 0  # torch CPU threads; 0 = leave torch's default
+    # matrix products, at the price of compiling first and again at each unfreeze (measured
+    # gains: docs/results.md, "Speed").
+    compile: bool = flag(
+        False, "--compile", "torch.compile the training step (minutes to compile, then faster)", training=True
+    )
+    threads: int = flag(0, "--threads", "torch CPU threads (0 = torch's default)")
 
     def validate(self) -> None:
         _positive(self, "train", "batch_size", "epochs", "lr_backbone", "lr_head")
@@ -366,6 +396,9 @@ def apply_overrides(config: Config, overrides: dict[str, Any], source: str = "")
     where = f" (in {source})" if source else ""
     # Files written before the hop became the setting name the frame count instead.
     legacy_frames = flat.pop("audio.n_frames", None)
+    # Files written when per-clip scaling was a key with one legal value.
+    if flat.get("audio.normalize", "clip") == "clip":
+        flat.pop("audio.normalize", None)
     for key, value in flat.items():
         section_name, _, name = key.partition(".")
         sections = _field_types(Config)
@@ -397,9 +430,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then the TOML file at ``path``, then ``overrides``; validated."""
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> Config:
+    """Defaults, then ``base`` (a command's own presets, as the demo's), then the TOML file
+    at ``path``, then ``overrides``; validated."""
     config = Config()
+    if base:
+        apply_overrides(config, base)
     if path is not None:
         apply_overrides(config, read_config_file(path), source=str(path))
     if overrides:
@@ -427,7 +467,7 @@ def dataset_slug(data: DataConfig) -> str:
 
 
 def separate_outputs(config: Config, explicit: set[str]) -> Config:
-    """Keep the spec's paths for the spec's own run (ESC-50 at its default root, all
+    """Keep the seed README's paths for the seed README's own run (ESC-50 at its default root, all
     classes) and give every other dataset its own cache, model and notebook folders, so
     runs on different data never overwrite or mix each other's files. Paths the user set
     are kept as they are."""

@@ -74,30 +74,13 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         raise DatasetError(f"cannot read {path}: {exc}") from exc
 
 
-def load_esc50(root: Path, subset: str = "all", n_folds: int = 5) -> DatasetIndex:
-    meta = root / "meta" / "esc50.csv"
-    if not meta.is_file():
-        raise DatasetError(
-            f"no ESC-50 metadata at {meta}. Download the dataset with "
-            f"`audiogpt2 download esc50 --dest {root.parent}` or point data.root at a folder "
-            "holding meta/esc50.csv and audio/."
-        )
-    columns, rows = _read_csv(meta)
-    missing_cols = [c for c in ESC50_COLUMNS if c not in columns]
-    if missing_cols:
-        raise DatasetError(
-            f"{meta} lacks column(s) {', '.join(missing_cols)}; expected {','.join(ESC50_COLUMNS)}"
-        )
-    if not rows:
-        raise DatasetError(f"{meta} has a header but no rows")
-    if subset == "esc10":
-        rows = [r for r in rows if r["esc10"].strip().lower() == "true"]
-        if not rows:
-            raise DatasetError(f"{meta} marks no row as esc10=True")
+def _check_esc50_rows(
+    meta: Path, rows: list[dict[str, str]], audio_dir: Path, n_folds: int
+) -> dict[int, str]:
+    """Validate every metadata row (one line per problem); returns target -> category."""
     seen: set[str] = set()
     categories: dict[int, str] = {}
     targets_of: dict[str, int] = {}
-    audio_dir = root / "audio"
     for line, row in enumerate(rows, start=2):
         name = row["filename"]
         if name in seen:
@@ -126,6 +109,31 @@ def load_esc50(root: Path, subset: str = "all", n_folds: int = 5) -> DatasetInde
                 f"{meta} line {line}: category {row['category']!r} has target {target} here but "
                 f"{targets_of[row['category']]} elsewhere; one category needs one target"
             )
+    return categories
+
+
+def load_esc50(root: Path, subset: str = "all", n_folds: int = 5) -> DatasetIndex:
+    meta = root / "meta" / "esc50.csv"
+    if not meta.is_file():
+        raise DatasetError(
+            f"no ESC-50 metadata at {meta}. Download the dataset with "
+            f"`audiogpt2 download esc50 --dest {root.parent}` or point data.root at a folder "
+            "holding meta/esc50.csv and audio/."
+        )
+    columns, rows = _read_csv(meta)
+    missing_cols = [c for c in ESC50_COLUMNS if c not in columns]
+    if missing_cols:
+        raise DatasetError(
+            f"{meta} lacks column(s) {', '.join(missing_cols)}; expected {','.join(ESC50_COLUMNS)}"
+        )
+    if not rows:
+        raise DatasetError(f"{meta} has a header but no rows")
+    if subset == "esc10":
+        rows = [r for r in rows if r["esc10"].strip().lower() == "true"]
+        if not rows:
+            raise DatasetError(f"{meta} marks no row as esc10=True")
+    audio_dir = root / "audio"
+    categories = _check_esc50_rows(meta, rows, audio_dir, n_folds)
     targets = sorted(categories)
     remap = {t: i for i, t in enumerate(targets)}
     clips = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import shutil
 import stat
 import tempfile
@@ -24,6 +25,9 @@ from tqdm import tqdm
 from audiogpt2.errors import AudioGPT2Error
 
 ESC50_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
+
+
+log = logging.getLogger(__name__)
 
 
 class DownloadError(AudioGPT2Error, RuntimeError):
@@ -142,7 +146,7 @@ def download_esc50(
     dest = Path(dest)
     final = dest / "ESC-50"
     if (final / "meta" / "esc50.csv").is_file():
-        print(f"ESC-50 is already at {final}; nothing to do")
+        log.info(f"ESC-50 is already at {final}; nothing to do")
         return final
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / "ESC-50-master.zip"
@@ -159,5 +163,5 @@ def download_esc50(
             shutil.rmtree(final)
         source.rename(final)
     archive.unlink()
-    print(f"ESC-50 extracted to {final}")
+    log.info(f"ESC-50 extracted to {final}")
     return final

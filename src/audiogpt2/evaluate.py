@@ -46,7 +46,7 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) 
 
 
 def format_metrics(title: str, m: dict[str, Any]) -> str:
-    """The spec's line: ``Fine-tuned Model: Acc=..., Prec=..., Rec=..., F1=...``."""
+    """The seed README's line: ``Fine-tuned Model: Acc=..., Prec=..., Rec=..., F1=...``."""
     return (
         f"{title}: Acc={m['accuracy']:.4f}, Prec={m['precision']:.4f}, "
         f"Rec={m['recall']:.4f}, F1={m['f1']:.4f}"
@@ -130,7 +130,7 @@ def evaluate_checkpoint(
         aug = dataclasses.replace(aug, tta=tta)
         aug.validate()
     probs = predict_proba(model, cache.features[rows], aug, device)
-    y_true = cache.labels[cache.row_clip[torch.as_tensor(rows)]].numpy()
+    y_true = cache.labels_of(rows).numpy()
     metrics = compute_metrics(y_true, probs.argmax(1), cache.classes)
     metrics.update(
         test_fold=info.test_fold,

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from audiogpt2.arms import ARMS
+from audiogpt2.cache import FeatureCache
 from audiogpt2.checkpoint import read_checkpoint_config
 from audiogpt2.config import Config, PathsConfig, config_from_dict, separate_outputs
 from audiogpt2.device import select_device
 from audiogpt2.evaluate import evaluate_checkpoint, format_metrics, plot_confusion
 from audiogpt2.io import atomic_write_json
-from audiogpt2.preprocess import FeatureCache
 from audiogpt2.train import train_arm
+
+log = logging.getLogger(__name__)
 
 
 def hardware_info(device: Any) -> dict[str, Any]:
@@ -59,7 +62,7 @@ def run_fold(
     out_dir = Path(out_dir)
     metrics_path = out_dir / "metrics.json"
     if resume and metrics_path.is_file():
-        print(f"fold {fold} {arm}: already done ({metrics_path})")
+        log.info(f"fold {fold} {arm}: already done ({metrics_path})")
         return json.loads(metrics_path.read_text())
     config = copy.deepcopy(config)
     config.data.test_fold = fold
@@ -77,7 +80,7 @@ def run_fold(
         hardware=hardware_info(select_device(config.train.device)),
     )
     atomic_write_json(metrics_path, metrics)
-    print(f"fold {fold} {format_metrics(ARMS[arm].title, metrics)}")
+    log.info(f"fold {fold} {format_metrics(ARMS[arm].title, metrics)}")
     return metrics
 
 
@@ -124,7 +127,7 @@ def run_seeds(
         # The seed also draws the waveform variants, so each seed has its own cache.
         cache_path = Path(config.data.cache)
         seeded.data.cache = str(cache_path.with_name(f"{cache_path.stem}-seed{seed}{cache_path.suffix}"))
-        print(f"=== seed {seed} ===")
+        log.info(f"=== seed {seed} ===")
         cache = preprocess(seeded, progress=progress)
         run_cv(seeded, cache, out_dir / f"seed{seed}", arms, folds, resume, progress)
     return build_seed_report(out_dir)
@@ -141,9 +144,9 @@ def train_arms(
     resume: bool = False,
     progress: bool = True,
 ) -> None:
-    """The spec's ``train.py``: each arm to its checkpoint path (models/best_model.pt, ...)."""
+    """The seed README's ``train.py``: each arm to its checkpoint path (models/best_model.pt, ...)."""
     for arm in arms:
-        print(f"=== Training {ARMS[arm].title.lower()} ({arm}) ===")
+        log.info(f"=== Training {ARMS[arm].title.lower()} ({arm}) ===")
         train_arm(config, cache, arm, arm_checkpoint(config, arm), resume=resume, progress=progress)
 
 
@@ -161,7 +164,7 @@ def checkpoint_config(
     if found is None and not checkpoint and not any(k.startswith(("data.", "paths.")) for k in explicit):
         found = latest_checkpoint(PathsConfig(), arms)
         if found is not None:
-            print(f"Using {found}, the most recently trained checkpoint (choose with --data or --checkpoint)")
+            log.info(f"Using {found}, the most recently trained checkpoint (or pass --data or --checkpoint)")
     if found is None:
         raise FileNotFoundError(
             f"no checkpoint at {', '.join(map(str, candidates))}; run `audiogpt2 train` first, "
@@ -194,13 +197,13 @@ def evaluate_one(config: Config, cache: FeatureCache, checkpoint: Path) -> dict[
         metrics["confusion_matrix"], cache.classes, notebooks / f"confusion_matrix_{stem}.png",
         f"{checkpoint} (test fold {info.test_fold}, epoch {info.epoch})",
     )  # fmt: skip
-    print(format_metrics(ARMS[info.arm].title, metrics))
-    print(f"Metrics JSON and confusion matrix written to {notebooks}/ ({stem})")
+    log.info(format_metrics(ARMS[info.arm].title, metrics))
+    log.info(f"Metrics JSON and confusion matrix written to {notebooks}/ ({stem})")
     return metrics
 
 
 def evaluate_arms(config: Config, cache: FeatureCache, arms: list[str]) -> dict[str, dict[str, Any]]:
-    """The spec's ``evaluate.py``: metrics lines, metrics JSON and confusion matrices."""
+    """The seed README's ``evaluate.py``: metrics lines, metrics JSON and confusion matrices."""
 
     device = select_device(config.train.device)
     results = {}
@@ -217,7 +220,7 @@ def evaluate_arms(config: Config, cache: FeatureCache, arms: list[str]) -> dict[
             notebooks / f"confusion_matrix_{arm}.png",
             f"{ARMS[arm].title} (test fold {info.test_fold}, epoch {info.epoch})",
         )
-        print(format_metrics(ARMS[arm].title, metrics))
+        log.info(format_metrics(ARMS[arm].title, metrics))
         results[arm] = metrics
-    print(f"Metrics JSON and confusion matrices written to {notebooks}/")
+    log.info(f"Metrics JSON and confusion matrices written to {notebooks}/")
     return results

@@ -67,8 +67,8 @@ def limit_blas_threads() -> None:
     """Run numpy's BLAS single-threaded in this process.
 
     Feature extraction only multiplies tiny matrices, but OpenBLAS's idle worker threads
-    keep spinning afterwards and steal the cores from torch's threads: measured here, a
-    single prediction took 184 ms instead of 101 ms without this. It also fixes the
+    keep spinning afterwards and steal the cores from torch's threads (the measured cost
+    is in docs/results.md, "Speed"). It also fixes the
     summation order, so preprocessing and prediction compute bit-identical features and
     therefore the same evaluation mask (:func:`eval_rng`).
     """

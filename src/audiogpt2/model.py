@@ -152,8 +152,8 @@ def backbone_from_config_json(config_json: str) -> nn.Module | None:
 
 def _fast_config(config: Any) -> Any:
     # GPT-2's "gelu_new" is the tanh approximation of GELU written as five elementwise ops;
-    # "gelu_pytorch_tanh" is the same formula as one fused kernel (about 10% of a CPU
-    # training step saved). The weights and the function are unchanged.
+    # "gelu_pytorch_tanh" is the same formula as one fused kernel (what that saves:
+    # docs/results.md, "Speed"). The weights and the function are unchanged.
     if getattr(config, "activation_function", None) == "gelu_new":
         config.activation_function = "gelu_pytorch_tanh"
     return config
@@ -195,7 +195,7 @@ def backbone_blocks(module: nn.Module) -> nn.ModuleList:
 
 
 def conv_block(c_in: int, c_out: int, pool: tuple[int, int]) -> nn.Sequential:
-    """Conv 3x3 + BatchNorm + ReLU + max-pool: the spec's CNN block."""
+    """Conv 3x3 + BatchNorm + ReLU + max-pool: the seed README's CNN block."""
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel_size=3, padding=1),
         nn.BatchNorm2d(c_out),
@@ -231,13 +231,13 @@ class AudioClassifier(nn.Module):
         )
         self.n_tokens = audio.n_frames // 4
         self.token_dim = cnn_channels[-1] * (audio.n_bins >> len(cnn_channels))
-        # Each time step (last block's channels x remaining bins; 128 x 10 in the spec)
+        # Each time step (last block's channels x remaining bins; 128 x 10 in the seed README)
         # becomes one token.
         self.proj = nn.Linear(self.token_dim, hidden_size)
         self.backbone = backbone
         self.pooling = pooling
         # Dropout on the pooled vector (a functional call: no module, so checkpoints keep
-        # the spec's parameter names whatever the rate).
+        # The seed README's parameter names whatever the rate).
         self.dropout = dropout
         self.head = nn.Sequential(
             nn.Linear(hidden_size, head_hidden),
@@ -269,7 +269,7 @@ class AudioClassifier(nn.Module):
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """CNN features as a token sequence, (batch, n_frames / 4, hidden)."""
-        f = self.cnn(x)  # (batch, channels, tokens, bins left); (batch, 128, 25, 10) in the spec
+        f = self.cnn(x)  # (batch, channels, tokens, bins left); (batch, 128, 25, 10) in the seed README
         f = f.permute(0, 2, 1, 3).reshape(f.shape[0], f.shape[2], -1)
         return self.proj(f)
 

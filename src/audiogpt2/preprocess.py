@@ -9,23 +9,23 @@ Every variant row records the clip it came from, so its fold and source are the 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
+import logging
 import multiprocessing as mp
 import os
 import signal
 import sys
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from audiogpt2.audio import AudioError, fix_length, load_audio
 from audiogpt2.augment import waveform_variant
+from audiogpt2.cache import CACHE_FORMAT, FeatureCache, load_cache
 from audiogpt2.config import AudioConfig, AugmentConfig, Config
 from audiogpt2.data import DatasetIndex, load_dataset
 from audiogpt2.features import compute_features, limit_blas_threads
@@ -35,40 +35,13 @@ from audiogpt2.io import (
     display,
     ensure_replaceable,
     remove_torn_writes,
-    safe_torch_load,
 )
 from audiogpt2.progress import Progress
 
-CACHE_FORMAT = "audiogpt2-cache-v1"
 VARIANT_KEYS = ("variants", "noise_sigma", "pitch_semitones", "stretch_min", "stretch_max")
 
 
-@dataclass
-class FeatureCache:
-    """Features of every clip and variant; ``rows_*`` select rows by clip index."""
-
-    features: torch.Tensor  # (rows, n_frames, n_bins) float32
-    row_clip: torch.Tensor  # (rows,) index into the clip arrays
-    row_variant: torch.Tensor  # (rows,) 0 = original clip, k > 0 = k-th augmented variant
-    labels: torch.Tensor  # (clips,)
-    folds: torch.Tensor  # (clips,)
-    groups: list[str]
-    names: list[str]
-    classes: list[str]
-    failed: list[list[str]]  # [name, reason] of clips that could not be read
-    key: str
-
-    def rows_for(self, clip_indices: np.ndarray, with_variants: bool) -> np.ndarray:
-        """Rows of the given clips: originals only, or originals plus their variants."""
-        wanted = torch.zeros(len(self.labels), dtype=torch.bool)
-        wanted[torch.as_tensor(clip_indices, dtype=torch.long)] = True
-        mask = wanted[self.row_clip]
-        if not with_variants:
-            mask &= self.row_variant == 0
-        return torch.nonzero(mask).flatten().numpy()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": CACHE_FORMAT, **asdict(self)}
+log = logging.getLogger(__name__)
 
 
 def cache_key(index: DatasetIndex, audio: AudioConfig, aug: AugmentConfig, seed: int) -> str:
@@ -185,19 +158,6 @@ def build_cache(
     )
 
 
-def load_cache(path: str | Path) -> FeatureCache:
-    data = safe_torch_load(path, "feature cache")
-    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
-        raise UnsafeFileError(f"{path} is not an audiogpt2 feature cache; delete it to rebuild")
-    data.pop("format")
-    fields = {f.name for f in dataclasses.fields(FeatureCache)}
-    if set(data) != fields:
-        raise UnsafeFileError(
-            f"{path} is a feature cache of another audiogpt2 version (keys differ); delete it to rebuild"
-        )
-    return FeatureCache(**data)
-
-
 def preprocess(config: Config, force: bool = False, progress: bool = True) -> FeatureCache:
     """Load the cache if it matches the dataset and settings, else rebuild and save it."""
     index = load_dataset(config.data, seed=config.train.seed)
@@ -209,21 +169,26 @@ def preprocess(config: Config, force: bool = False, progress: bool = True) -> Fe
             cache = load_cache(path)
             if cache.key == key:
                 if progress:
-                    print(f"Using cached features {path} ({len(cache.labels)} clips)")
+                    log.info(f"Using cached features {path} ({len(cache.labels)} clips)")
                 return cache
             if progress:
-                print(f"Settings or files changed since {path} was built; rebuilding it")
+                log.info(f"Settings or files changed since {path} was built; rebuilding it")
         except UnsafeFileError as exc:
-            print(f"Ignoring unusable cache: {exc}")
+            log.info(f"Ignoring unusable cache: {exc}")
     # Before hours of work, not after: never replace a file that is not a cache of ours.
     ensure_replaceable(path, CACHE_FORMAT, "feature cache")
+    if progress:
+        log.info(
+            f"Preprocessing {len(index.clips)} clips ({config.audio.features}, "
+            f"{config.augment.variants} augmented variants each) into {path}"
+        )
     cache = build_cache(index, config.audio, config.augment, config.train.seed, config.data.workers, progress)
     atomic_torch_save(cache.to_dict(), path, "feature cache")
     if progress:
-        print(
+        log.info(
             f"Saved {len(cache.features)} feature rows ({len(cache.labels)} clips x "
             f"{1 + config.augment.variants} versions) to {path}"
         )
         if cache.failed:
-            print(f"{len(cache.failed)} of {len(index.clips)} clips skipped as unreadable")
+            log.info(f"{len(cache.failed)} of {len(index.clips)} clips skipped as unreadable")
     return cache

@@ -4,11 +4,14 @@ epoch or preprocessing job never looks hung."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import Any
 
 from tqdm import tqdm
+
+log = logging.getLogger(__name__)
 
 
 class Progress:
@@ -33,7 +36,7 @@ class Progress:
             self.bar.update(n)
         elif self.plain and time.monotonic() - self.last >= self.interval:
             self.last = time.monotonic()
-            print(self.line(), flush=True)
+            log.info(self.line())
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.began

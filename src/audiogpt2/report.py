@@ -97,6 +97,48 @@ def _fmt(stat: dict[str, float | None]) -> str:
     return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
 
 
+def arm_section(run_dir: Path, arm: str, folds: dict[int, Any], s: dict[str, Any]) -> list[str]:
+    """One arm's per-fold table, curves, summed confusion matrix and hardware; adds the
+    most-confused pairs, hardware and weights to its summary ``s``."""
+    lines = [
+        f"## {arm}",
+        "",
+        "| fold | accuracy | F1 | best epoch | epochs run |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for i, fold in enumerate(s["folds"]):
+        lines.append(
+            f"| {fold} | {s['per_fold']['accuracy'][i]:.3f} | {s['per_fold']['f1'][i]:.3f} | "
+            f"{s['best_epoch'][i]} | {s['epochs_run'][i]} |"
+        )
+    first = folds[s["folds"][0]]["metrics"]
+    classes = first["classes"]
+    total = np.sum([np.asarray(folds[f]["metrics"]["confusion_matrix"]) for f in folds], axis=0)
+    title = f"{arm}: confusion summed over folds {s['folds']}"
+    plot_confusion(total, classes, run_dir / f"confusion_{arm}.png", title)
+    curves = plot_curves(arm, folds, run_dir / f"curves_{arm}.png")
+    pairs = most_confused(total, classes)
+    s["most_confused"] = pairs
+    # Folds may run on different machines or thread counts: name each setting's folds.
+    by_setting: dict[str, list[int]] = {}
+    for fold in s["folds"]:
+        by_setting.setdefault(json.dumps(folds[fold]["metrics"].get("hardware", {})), []).append(fold)
+    s["hardware"] = [{"folds": fs, **json.loads(hw)} for hw, fs in by_setting.items()]
+    s["backbone_source"] = first.get("backbone_source")
+    hardware = "; ".join(f"{hw} (folds {', '.join(map(str, fs))})" for hw, fs in by_setting.items())
+    return lines + [
+        "",
+        f"Weights: {s['backbone_source']}. Hardware: {hardware}",
+        "",
+        f"![curves]({curves.name})",
+        f"![confusion](confusion_{arm}.png)",
+        "",
+        "Most-confused pairs (true → predicted, count over all folds): "
+        + "; ".join(f"{p['true']} → {p['predicted']} ({p['count']})" for p in pairs),
+        "",
+    ]
+
+
 def build_report(run_dir: str | Path) -> Path:
     """Write report.md, report.json and the PNGs into ``run_dir``; returns report.md."""
     run_dir = Path(run_dir)
@@ -127,48 +169,7 @@ def build_report(run_dir: str | Path) -> Path:
         "",
     ]
     for arm, folds in found.items():
-        s = summary["arms"][arm]
-        lines += [
-            f"## {arm}",
-            "",
-            "| fold | accuracy | F1 | best epoch | epochs run |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for i, fold in enumerate(s["folds"]):
-            lines.append(
-                f"| {fold} | {s['per_fold']['accuracy'][i]:.3f} | {s['per_fold']['f1'][i]:.3f} | "
-                f"{s['best_epoch'][i]} | {s['epochs_run'][i]} |"
-            )
-        first = folds[s["folds"][0]]["metrics"]
-        classes = first["classes"]
-        total = np.sum([np.asarray(folds[f]["metrics"]["confusion_matrix"]) for f in folds], axis=0)
-        plot_confusion(
-            total,
-            classes,
-            run_dir / f"confusion_{arm}.png",
-            f"{arm}: confusion summed over folds {s['folds']}",
-        )
-        curves = plot_curves(arm, folds, run_dir / f"curves_{arm}.png")
-        pairs = most_confused(total, classes)
-        s["most_confused"] = pairs
-        # Folds may run on different machines or thread counts: name each setting's folds.
-        by_setting: dict[str, list[int]] = {}
-        for fold in s["folds"]:
-            by_setting.setdefault(json.dumps(folds[fold]["metrics"].get("hardware", {})), []).append(fold)
-        s["hardware"] = [{"folds": fs, **json.loads(hw)} for hw, fs in by_setting.items()]
-        s["backbone_source"] = first.get("backbone_source")
-        hardware = "; ".join(f"{hw} (folds {', '.join(map(str, fs))})" for hw, fs in by_setting.items())
-        lines += [
-            "",
-            f"Weights: {s['backbone_source']}. Hardware: {hardware}",
-            "",
-            f"![curves]({curves.name})",
-            f"![confusion](confusion_{arm}.png)",
-            "",
-            "Most-confused pairs (true → predicted, count over all folds): "
-            + "; ".join(f"{p['true']} → {p['predicted']} ({p['count']})" for p in pairs),
-            "",
-        ]
+        lines += arm_section(run_dir, arm, folds, summary["arms"][arm])
     if (run_dir / "selection.json").is_file():  # a `select` folder: how each fold was chosen
         lines += selection_section(json.loads((run_dir / "selection.json").read_text()))
     if config_text:

@@ -1,4 +1,4 @@
-"""Training one arm on one fold: the spec's optimiser, unfreezing schedule, scheduler and
+"""Training one arm on one fold: the seed README's optimiser, unfreezing schedule, scheduler and
 early stopping, with atomic best/last checkpoints and exact resume.
 
 All randomness of an epoch (shuffling, SpecAugment masks, dropout) is derived from
@@ -12,6 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import logging
 import math
 import os
 import time
@@ -28,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from audiogpt2.arms import ARM_NAMES, ARMS
 from audiogpt2.augment import mixup, random_shift
+from audiogpt2.cache import FeatureCache
 from audiogpt2.checkpoint import Checkpoint
 from audiogpt2.config import AugmentConfig, Config, TrainConfig, write_config
 from audiogpt2.data import split_clips
@@ -43,8 +45,9 @@ from audiogpt2.io import (
 )
 from audiogpt2.model import AudioClassifier, backbone_blocks, build_model, load_weights
 from audiogpt2.predict import predict_proba
-from audiogpt2.preprocess import FeatureCache
 from audiogpt2.progress import Progress
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingSet(Dataset):
@@ -55,7 +58,7 @@ class TrainingSet(Dataset):
     def __init__(self, cache: FeatureCache, rows: np.ndarray, aug: AugmentConfig, seed: int) -> None:
         self.features = cache.features
         self.rows = rows
-        self.labels = cache.labels[cache.row_clip[torch.as_tensor(rows)]]
+        self.labels = cache.labels_of(rows)
         self.n_classes = len(cache.classes)
         self.aug = aug
         self.seed = seed
@@ -270,7 +273,7 @@ def validate(run: Run, config: Config, cache: FeatureCache) -> tuple[float, floa
     probs = predict_proba(
         run.model, cache.features[run.val_rows], config.augment, run.device, config.train.batch_size
     )
-    labels = cache.labels[cache.row_clip[torch.as_tensor(run.val_rows)]].numpy()
+    labels = cache.labels_of(run.val_rows).numpy()
     acc = float((probs.argmax(1) == labels).mean())
     return acc, float(-np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean())
 
@@ -346,7 +349,7 @@ def train_arm(
     resume: bool = False,
     progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
 ) -> TrainResult:
     """Train ``arm`` ("finetuned" or "baseline") with ``config.data.test_fold`` held out.
 
@@ -437,7 +440,7 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
     val_rows = cache.rows_for(split.val, with_variants=False)
     train_set = TrainingSet(cache, train_rows, config.augment, t.seed)
     torch.manual_seed(t.seed)
-    model, backbone = build_model(config.model, config.audio, ARMS[arm].pretrained, len(cache.classes))
+    model, backbone = build_model(config.model, config.audio, ARMS[arm].pretrained, config.model.num_classes)
     model.to(device)
     # Evaluation and checkpoints use `model` itself; only the training step runs compiled.
     forward = torch.compile(model) if t.compile else model
