@@ -7,9 +7,17 @@ measured in the same run, the share of step time spent producing batches, and th
 implied seconds per epoch at ESC-50 size (1600 training clips).
 
     python benchmarks/train_step.py [--steps 10] [--threads N] [--compile]
+    python benchmarks/train_step.py --nproc 2 [--steps 6]
 
 --compile times the step under torch.compile (as `train --compile` runs it); FLOPs are
 counted on the eager model, which does the same arithmetic.
+
+--nproc N starts N gloo processes on this machine (1 thread each) and times, side by side
+in one run, the same step with no gradient exchange (the compute alone), under
+DistributedDataParallel as `train` runs it (bucketed all-reduce overlapped with the
+backward pass), and with one blocking all-reduce per gradient tensor after the backward
+pass (the hand-written scheme train used before, kept here as the reference). The
+communication share of a step is (its time - compute alone) / its time.
 """
 
 from __future__ import annotations
@@ -57,12 +65,85 @@ def fake_cache(rows: int, config: Config) -> FeatureCache:
     )
 
 
+def _per_tensor_all_reduce(model: torch.nn.Module, world: int) -> None:
+    import torch.distributed as dist
+
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+def _rank_main(rank: int, world: int, steps: int, port: int) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    from audiogpt2 import distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    distributed.init(torch.device("cpu"))
+    config = Config()
+    torch.manual_seed(0)
+    model, _ = build_model(config.model, config.audio, False, config.model.num_classes)
+    optimizer = configure_optimizer(model, config)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    bs = config.train.batch_size
+    x = torch.randn(bs, 2, config.audio.n_frames, config.audio.n_bins)
+    y = torch.randint(0, 50, (bs,))
+
+    def timed(forward, after_backward=None) -> float:
+        times = []
+        for i in range(steps + 1):
+            dist.barrier()
+            t = time.perf_counter()
+            loss = loss_fn(forward(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if after_backward:
+                after_backward()
+            optimizer.step()
+            if i:  # the first step warms up
+                times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    for phase, blocks in (("frozen (epochs 1-4)", []), ("unfrozen blocks 0-2 (epochs 15+)", [0, 1, 2])):
+        model.freeze_backbone()
+        for b in blocks:
+            model.unfreeze_block(b)
+        n_grads = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        local = timed(model)
+        ddp = timed(distributed.wrap(model, torch.device("cpu")))
+        manual = timed(model, lambda: _per_tensor_all_reduce(model, world))
+        if rank == 0:
+            print(f"\n[{phase}] {world} gloo processes x 1 thread, batch {bs} each, "
+                  f"{n_grads / 1e6:.1f} M trainable parameters, median of {steps} steps")  # fmt: skip
+            for name, sec in (("compute alone (no exchange)", local), ("DistributedDataParallel", ddp),
+                              ("per-tensor all-reduce (reference)", manual)):  # fmt: skip
+                share = max(0.0, (sec - local) / sec)
+                print(f"  {name:36s} {sec * 1000:7.0f} ms/step   communication share {share:5.1%}")
+    dist.destroy_process_group()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--nproc", type=int, default=1, help="gloo processes: data-parallel comparison")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--compile", action="store_true", help="time the torch.compile'd step")
     args = parser.parse_args()
+    if args.nproc > 1:
+        import socket
+
+        import torch.multiprocessing as mp
+
+        with socket.socket() as sock:  # a free port for the rendezvous
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        print(f"torch {torch.__version__}")
+        mp.spawn(_rank_main, args=(args.nproc, args.steps, port), nprocs=args.nproc)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     config = Config()

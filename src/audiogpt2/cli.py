@@ -371,8 +371,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     if args.command == "train":
         experiment.train_arms(config, cache, args.arms, resume=args.resume)
-        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 evaluates once
-            experiment.evaluate_arms(config, cache, args.arms)
+        experiment.evaluate_arms(config, cache, args.arms)  # under torchrun: split over the ranks
     elif args.command == "evaluate" and args.checkpoint:
         experiment.evaluate_one(config, cache, Path(args.checkpoint))
     elif args.command == "evaluate":
@@ -419,7 +418,8 @@ class _StdoutHandler(logging.Handler):
 def setup_logging() -> None:
     """Library modules log through ``logging``; the command shows their INFO lines."""
     logger = logging.getLogger("audiogpt2")
-    logger.setLevel(logging.INFO)
+    # Under torchrun only rank 0 speaks; the others report warnings and errors.
+    logger.setLevel(logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING)
     if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
         logger.addHandler(_StdoutHandler())
 

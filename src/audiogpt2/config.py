@@ -249,6 +249,11 @@ class TrainConfig:
         False, "--compile", "torch.compile the training step (minutes to compile, then faster)", training=True
     )
     threads: int = flag(0, "--threads", "torch CPU threads (0 = torch's default)")
+    # Under torchrun: BatchNorm statistics over the global batch instead of each rank's
+    # (off: rank 0's running statistics are broadcast; see audiogpt2/distributed.py).
+    sync_batchnorm: bool = flag(
+        False, "--sync-batchnorm", "global-batch BatchNorm statistics under torchrun", training=True
+    )
 
     def validate(self) -> None:
         _positive(self, "train", "batch_size", "epochs", "lr_backbone", "lr_head")

@@ -15,6 +15,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from audiogpt2 import distributed
 from audiogpt2.checkpoint import Checkpoint, load_checkpoint
 from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.io import atomic_savefig
@@ -129,7 +130,7 @@ def evaluate_checkpoint(
     if tta is not None:
         aug = dataclasses.replace(aug, tta=tta)
         aug.validate()
-    probs = predict_proba(model, cache.features[rows], aug, device)
+    probs = distributed.sharded(lambda f: predict_proba(model, f, aug, device), cache.features[rows])
     y_true = cache.labels_of(rows).numpy()
     metrics = compute_metrics(y_true, probs.argmax(1), cache.classes)
     metrics.update(

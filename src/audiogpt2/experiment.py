@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from audiogpt2 import distributed
 from audiogpt2.arms import ARMS
 from audiogpt2.cache import FeatureCache
 from audiogpt2.checkpoint import read_checkpoint_config
@@ -205,7 +206,7 @@ def evaluate_one(config: Config, cache: FeatureCache, checkpoint: Path) -> dict[
 def evaluate_arms(config: Config, cache: FeatureCache, arms: list[str]) -> dict[str, dict[str, Any]]:
     """The seed README's ``evaluate.py``: metrics lines, metrics JSON and confusion matrices."""
 
-    device = select_device(config.train.device)
+    _, _, device = distributed.init(select_device(config.train.device))  # under torchrun: shared
     results = {}
     notebooks = Path(config.paths.notebooks)
     for arm in arms:
@@ -213,6 +214,9 @@ def evaluate_arms(config: Config, cache: FeatureCache, arms: list[str]) -> dict[
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint {path} for the {arm} arm; run `audiogpt2 train` first")
         metrics, info = evaluate_checkpoint(path, cache, device)
+        results[arm] = metrics
+        if not distributed.is_main():
+            continue
         atomic_write_json(notebooks / f"metrics_{arm}.json", metrics)
         plot_confusion(
             metrics["confusion_matrix"],
@@ -221,6 +225,5 @@ def evaluate_arms(config: Config, cache: FeatureCache, arms: list[str]) -> dict[
             f"{ARMS[arm].title} (test fold {info.test_fold}, epoch {info.epoch})",
         )
         log.info(format_metrics(ARMS[arm].title, metrics))
-        results[arm] = metrics
     log.info(f"Metrics JSON and confusion matrices written to {notebooks}/")
     return results

@@ -300,8 +300,14 @@ class AudioClassifier(nn.Module):
             p.requires_grad_(True)
 
     def unfreeze_all(self) -> None:
+        """Every backbone parameter but the token-embedding table: the CNN's tokens go in as
+        ``inputs_embeds``, so that table never gets a gradient (and DDP requires every
+        trainable parameter to get one)."""
+        if self.backbone is None:
+            return
+        unused = {id(p) for p in self.backbone.get_input_embeddings().parameters()}
         for p in self.backbone_parameters():
-            p.requires_grad_(True)
+            p.requires_grad_(id(p) not in unused)
 
 
 def build_model(

@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from audiogpt2 import distributed
 from audiogpt2.arms import ARM_NAMES, ARMS
 from audiogpt2.augment import mixup, random_shift
 from audiogpt2.cache import FeatureCache
@@ -157,22 +156,6 @@ class TrainState:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 
-def _distributed() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
-def _sync_gradients(model: nn.Module, world: int) -> None:
-    # Averaging gradients by hand (rather than wrapping in DDP) keeps data parallelism
-    # correct while requires_grad changes at every unfreeze, which DDP does not allow.
-    for p in model.parameters():
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad /= world
-
-
 def _silent(*_: Any) -> None:
     pass
 
@@ -217,6 +200,22 @@ class Run:
     arm: str
     val_rows: np.ndarray  # validation clips' feature rows (originals only)
     header: dict[str, Any]  # what every checkpoint of this arm carries besides its weights
+    compile: bool = False
+    wrapped: tuple[bool, ...] | None = None  # trainable set the current DDP wrapper covers
+
+    def prepare_forward(self) -> None:
+        """Under torchrun, a DistributedDataParallel wrapper over the parameters that train
+        this epoch, rebuilt only when that set changed (blocks unfroze); then compiled when
+        asked (compiling the wrapper lets DDP split the graph at its gradient buckets)."""
+        if self.world == 1:
+            return
+        key = distributed.trainable_key(self.model)
+        if key == self.wrapped:
+            return
+        self.forward = self.model  # drop the old wrapper (and its gradient hooks) first
+        ddp = distributed.wrap(self.model, self.device)
+        self.forward = torch.compile(ddp) if self.compile else ddp
+        self.wrapped = key
 
 
 def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: bool) -> tuple[float, float]:
@@ -244,9 +243,7 @@ def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: b
                 "Lower the learning rates or check the data for extreme values."
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if run.world > 1:
-            _sync_gradients(model, run.world)
+        loss.backward()  # under DDP, gradients arrive averaged over the ranks
         if t.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
@@ -260,19 +257,17 @@ def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: b
         bar.update()
     bar.close()
     if run.world > 1:
-        for buf in model.buffers():  # BatchNorm statistics: rank 0's are kept
-            dist.broadcast(buf, 0)
-        totals = torch.tensor([total_loss, correct, seen], dtype=torch.float64)
-        dist.all_reduce(totals)  # epoch metrics over all ranks' shards
-        total_loss, correct, seen = totals[0].item(), int(totals[1]), int(totals[2])
+        distributed.broadcast_buffers(model)  # every rank validates with rank 0's statistics
+        total_loss, correct, seen = distributed.all_reduce_sum([total_loss, correct, seen])
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
 def validate(run: Run, config: Config, cache: FeatureCache) -> tuple[float, float]:
     """(accuracy, loss) on the validation clips, originals only, as evaluation sees them."""
-    probs = predict_proba(
-        run.model, cache.features[run.val_rows], config.augment, run.device, config.train.batch_size
-    )
+    def proba(features: torch.Tensor) -> np.ndarray:
+        return predict_proba(run.model, features, config.augment, run.device, config.train.batch_size)
+
+    probs = distributed.sharded(proba, cache.features[run.val_rows])  # 1/N of the clips per rank
     labels = cache.labels_of(run.val_rows).numpy()
     acc = float((probs.argmax(1) == labels).mean())
     return acc, float(-np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean())
@@ -387,6 +382,7 @@ def train_arm(
             write_config(config, best_path.parent)
             remove_torn_writes(best_path)
         _epochs(run, config, cache, state, best_path, progress, on_epoch_end, log)
+    distributed.barrier()  # the checkpoints rank 0 wrote are complete for every rank
     return TrainResult(best_path, state.best_epoch, state.best_val_acc, state.history)
 
 
@@ -405,6 +401,7 @@ def _epochs(
     for epoch in range(state.epoch + 1, t.epochs + 1):
         began = time.time()
         blocks = apply_freezing(run.model, epoch, run.arm, config)
+        run.prepare_forward()
         lrs = {g["name"]: g["lr"] for g in run.optimizer.param_groups}  # as used this epoch
         train_loss, train_acc = train_one_epoch(run, config, epoch, f"{run.arm} epoch {epoch}", progress)
         val_acc, val_loss = validate(run, config, cache)
@@ -427,10 +424,9 @@ def _epochs(
 def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
     """The model, optimizer, scheduler, loader and checkpoint fields of one arm, and its split."""
     t = config.train
-    rank, world = _distributed()
     if t.threads:
         torch.set_num_threads(t.threads)
-    device = select_device(t.device)
+    rank, world, device = distributed.init(select_device(t.device))
     split = split_clips(
         cache.labels.numpy(), cache.folds.numpy(), cache.groups, config.data.test_fold,
         config.data.val_fraction, t.seed,
@@ -441,9 +437,12 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
     train_set = TrainingSet(cache, train_rows, config.augment, t.seed)
     torch.manual_seed(t.seed)
     model, backbone = build_model(config.model, config.audio, ARMS[arm].pretrained, config.model.num_classes)
+    if world > 1 and t.sync_batchnorm:
+        model = distributed.convert_sync_batchnorm(model, device)
     model.to(device)
-    # Evaluation and checkpoints use `model` itself; only the training step runs compiled.
-    forward = torch.compile(model) if t.compile else model
+    # Evaluation and checkpoints use `model` itself; only the training step runs compiled
+    # (and, under torchrun, wrapped in DDP: Run.prepare_forward).
+    forward = torch.compile(model) if t.compile and world == 1 else model
     optimizer = configure_optimizer(model, config)
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=t.seed)
     loader = DataLoader(train_set, batch_size=t.batch_size, sampler=sampler)
@@ -459,4 +458,5 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
         data_key=cache.key,
     ).header()
     run = Run(model, forward, optimizer, scheduler, loader, device, world, rank, arm, val_rows, header)
+    run.compile = t.compile
     return run, split

@@ -1,0 +1,137 @@
+"""Data parallelism under ``torchrun``: process group, DistributedDataParallel wrapper,
+BatchNorm policy and sharded evaluation.
+
+Policy for BatchNorm statistics: by default DDP broadcasts rank 0's buffers before every
+forward pass, and the epoch ends with one more broadcast, so every rank validates and
+saves rank 0's running statistics. With ``train.sync_batchnorm`` the batch statistics are
+computed over the global batch instead (``torch.nn.SyncBatchNorm`` on GPUs;
+:class:`GlooSyncBatchNorm` on CPUs, where PyTorch's own supports no CPU tensors), which
+makes N ranks of batch B train exactly like one process of batch N x B.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, this rank's device); joins the process group ``torchrun``
+    describes (NCCL for CUDA devices, gloo otherwise). One process: (0, 1, device)."""
+    world = world_size()
+    if world == 1:
+        return 0, 1, device
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
+def is_main() -> bool:
+    """True outside ``torchrun`` and on rank 0: the one process that prints and writes."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every rank (after rank 0 wrote checkpoints the others will read)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def trainable_key(model: nn.Module) -> tuple[bool, ...]:
+    """Which parameters train now; a change means the DDP wrapper must be rebuilt."""
+    return tuple(p.requires_grad for p in model.parameters())
+
+
+def wrap(model: nn.Module, device: torch.device) -> DistributedDataParallel:
+    """A DDP wrapper over the parameters that train now. DDP fixes its gradient buckets at
+    construction, so a new wrapper is made whenever blocks unfreeze; the module, and the
+    optimizer with its state, stay the same objects."""
+    ids = [device.index] if device.type == "cuda" else None
+    # DDP's default buffer policy: rank 0's buffers are broadcast before each forward.
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def broadcast_buffers(model: nn.Module) -> None:
+    """Rank 0's BatchNorm running statistics on every rank (end of each epoch)."""
+    for buf in model.buffers():
+        dist.broadcast(buf, 0)
+
+
+def all_reduce_sum(values: list[float]) -> list[float]:
+    if not dist.is_initialized():
+        return values
+    totals = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(totals)
+    return totals.tolist()
+
+
+def sharded(fn: Any, features: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``fn(features)`` computed on 1/N of the rows per rank and gathered in order, so
+    every rank gets the same result a single process computes."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return fn(features)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    mine = fn(features[rank::world])
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, mine)
+    out = np.zeros((len(features), *parts[0].shape[1:]), dtype=parts[0].dtype)
+    for r, part in enumerate(parts):
+        out[r::world] = part
+    return out
+
+
+class GlooSyncBatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics cover the global batch of all ranks, for
+    CPU process groups (gloo). The sums travel through a differentiable all-reduce, so
+    the gradient is that of one process holding the whole batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized()):
+            return super().forward(x)
+        dims = (0, 2, 3)
+        count = torch.full((1,), x.numel() / x.shape[1], dtype=x.dtype, device=x.device)
+        stats = dist_fn.all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        c = x.shape[1]
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = stats[c : 2 * c] / n - mean * mean
+        with torch.no_grad():
+            m = self.momentum if self.momentum is not None else 0.1
+            self.running_mean.mul_(1 - m).add_(m * mean.detach())
+            self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))
+            self.num_batches_tracked.add_(1)
+        shape = (1, c, 1, 1)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape)
+
+
+def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """Every BatchNorm2d made global-batch: PyTorch's SyncBatchNorm on GPUs, the gloo
+    version on CPUs. Parameters and buffers are moved over, not copied, so an optimizer
+    built before still holds them."""
+    if device.type != "cpu":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, child in model.named_children():
+        if type(child) is nn.BatchNorm2d:
+            sync = GlooSyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine)
+            sync.weight, sync.bias = child.weight, child.bias
+            sync.running_mean, sync.running_var = child.running_mean, child.running_var
+            sync.num_batches_tracked = child.num_batches_tracked
+            setattr(model, name, sync)
+        else:
+            convert_sync_batchnorm(child, device)
+    return model

@@ -1,0 +1,82 @@
+"""Run under ``torchrun --nproc_per_node 2``: trains one small arm three ways in one process
+group and saves rank 0's final weights and per-epoch snapshots of backbone block 1.
+
+  ddp     the package's DistributedDataParallel path
+  manual  the same steps with the wrapper replaced by gradients averaged here, by hand
+  syncbn  DDP with train.sync_batchnorm (global-batch BatchNorm statistics)
+
+usage: python -m torch.distributed.run --nproc_per_node 2 ddp_worker.py CACHE BACKBONE OUT
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from unittest import mock
+
+import torch
+import torch.distributed as dist
+
+from audiogpt2 import distributed
+from audiogpt2 import train as train_module
+from audiogpt2.cache import load_cache
+from audiogpt2.config import load_config
+from audiogpt2.model import backbone_blocks
+from audiogpt2.train import train_arm
+
+BATCH = 4  # per rank; the single-process reference in the test uses 2 x BATCH
+
+
+def config_for(cache: str, backbone: str, batch: int, sync_bn: bool = False):
+    return load_config(
+        overrides={
+            "data.cache": cache,
+            "data.test_fold": 5,
+            "model.backbone": backbone,
+            "train.epochs": 3,
+            "train.batch_size": batch,
+            "train.unfreeze": {"2": 0, "3": 1},
+            "train.threads": 1,
+            "train.sync_batchnorm": sync_bn,
+        }
+    )
+
+
+def run(cache_path: str, backbone: str, out: Path, mode: str) -> None:
+    cache = load_cache(cache_path)
+    config = config_for(cache_path, backbone, BATCH, sync_bn=mode == "syncbn")
+    held, snapshots = {}, []
+    real_setup = train_module._setup
+
+    def setup(*args, **kwargs):
+        run_, split = real_setup(*args, **kwargs)
+        held["model"] = run_.model
+        if mode == "manual":  # the reference: every gradient averaged over the ranks here
+            for p in run_.model.parameters():
+                p.register_post_accumulate_grad_hook(_average)
+        return run_, split
+
+    def on_epoch_end(epoch, record):
+        block = backbone_blocks(held["model"].backbone)[1]
+        snapshots.append({k: v.detach().clone() for k, v in block.state_dict().items()})
+
+    unwrapped = mode == "manual"
+    with (
+        mock.patch.object(train_module, "_setup", setup),
+        mock.patch.object(distributed, "wrap", lambda model, device: model) if unwrapped else nullcontext(),
+    ):
+        train_arm(config, cache, "finetuned", out / mode / "best.pt", on_epoch_end=on_epoch_end)
+    if dist.get_rank() == 0:
+        torch.save({"final": held["model"].state_dict(), "block1": snapshots}, out / f"{mode}.pt")
+
+
+def _average(p: torch.Tensor) -> None:
+    dist.all_reduce(p.grad)
+    p.grad.div_(dist.get_world_size())
+
+
+if __name__ == "__main__":
+    cache_arg, backbone_arg, out_arg = sys.argv[1:4]
+    for m in ("ddp", "manual", "syncbn"):
+        run(cache_arg, backbone_arg, Path(out_arg), m)
