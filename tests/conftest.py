@@ -14,6 +14,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def package_log_lines_on_stdout():
+    """Library code logs through ``logging``; show its lines as the CLI does, whichever
+    test runs first, so tests can read them from stdout."""
+    from audiogpt2.cli import setup_logging
+
+    setup_logging()
+
+
 @pytest.fixture(scope="session")
 def tiny_gpt2_dir(tmp_path_factory) -> Path:
     from transformers import GPT2Config, GPT2Model

@@ -107,6 +107,23 @@ def exclusive_lock(directory: str | Path) -> Iterator[None]:
         handle.close()
 
 
+@contextlib.contextmanager
+def waiting_lock(path: str | Path) -> Iterator[None]:
+    """Hold ``.<name>.lock`` beside ``path``, waiting for whoever holds it: processes that
+    would build the same file (torchrun ranks building one feature cache) take turns, and
+    the later ones find it built."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def remove_torn_writes(path: str | Path) -> list[Path]:
     """Delete temp files that a run killed mid-write left beside `path`; they are never trusted."""
     path = Path(path)

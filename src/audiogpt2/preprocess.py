@@ -35,6 +35,7 @@ from audiogpt2.io import (
     display,
     ensure_replaceable,
     remove_torn_writes,
+    waiting_lock,
 )
 from audiogpt2.progress import Progress
 
@@ -159,7 +160,13 @@ def build_cache(
 
 
 def preprocess(config: Config, force: bool = False, progress: bool = True) -> FeatureCache:
-    """Load the cache if it matches the dataset and settings, else rebuild and save it."""
+    """Load the cache if it matches the dataset and settings, else rebuild and save it
+    (one process at a time: the others wait, then load what it built)."""
+    with waiting_lock(config.data.cache):
+        return _load_or_build(config, force, progress)
+
+
+def _load_or_build(config: Config, force: bool, progress: bool) -> FeatureCache:
     index = load_dataset(config.data, seed=config.train.seed)
     key = cache_key(index, config.audio, config.augment, config.train.seed)
     path = Path(config.data.cache)
