@@ -45,3 +45,15 @@ def train_cli_args(esc_root: Path, backbone: Path, out: Path, arm: str, best: st
         "--set",
         f"paths.notebooks={out}/nb",
     ]
+
+
+def one_epoch_checkpoint(root: Path, backbone: Path | str, tmp_path: Path) -> tuple:
+    """(config, checkpoint path) of a baseline arm trained for one epoch on ``root``."""
+    from audiogpt2.config import load_config
+    from audiogpt2.preprocess import preprocess
+    from audiogpt2.train import train_arm
+
+    config = load_config(overrides={**small_overrides(root, backbone, tmp_path / "e.pt"), "train.epochs": 1})
+    cache = preprocess(config, progress=False)
+    result = train_arm(config, cache, "baseline", tmp_path / "m" / "best.pt", progress=False)
+    return config, result.best_checkpoint

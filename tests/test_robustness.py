@@ -17,7 +17,7 @@ from audiogpt2.config import load_config
 from audiogpt2.io import OutputError, safe_torch_load
 from audiogpt2.preprocess import preprocess
 
-from helpers import small_overrides, train_cli_args
+from helpers import one_epoch_checkpoint, small_overrides, train_cli_args
 
 SR = 16000
 
@@ -161,15 +161,6 @@ def test_ten_minute_file_and_non_utf8_name_in_predict(tmp_path, small_cache, esc
     assert out.count("\n") == 2 and "long.wav" in out and "caf\\udce9.wav" in out
 
 
-def _one_epoch_checkpoint(root, backbone, tmp_path):
-    from audiogpt2.train import train_arm
-
-    config = load_config(overrides={**small_overrides(root, backbone, tmp_path / "e.pt"), "train.epochs": 1})
-    cache = preprocess(config, progress=False)
-    result = train_arm(config, cache, "baseline", tmp_path / "m" / "best.pt", progress=False)
-    return config, result.best_checkpoint
-
-
 def test_output_paths_never_overwrite_a_users_file(esc_root, tiny_gpt2_dir, tmp_path, capsys):
     """`--cache` pointed at the metadata CSV or at a checkpoint: refused, file untouched."""
     import shutil
@@ -185,7 +176,7 @@ def test_output_paths_never_overwrite_a_users_file(esc_root, tiny_gpt2_dir, tmp_
     assert "refusing to overwrite" in err and "esc50.csv" in err and len(err.strip().splitlines()) == 1
     assert csv.read_bytes() == before
 
-    config, ckpt = _one_epoch_checkpoint(root, tiny_gpt2_dir, tmp_path)
+    config, ckpt = one_epoch_checkpoint(root, tiny_gpt2_dir, tmp_path)
     before = ckpt.read_bytes()
     assert main(["preprocess", "--data", str(root), "--cache", str(ckpt), "--workers", "1"]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err and ckpt.read_bytes() == before
@@ -214,7 +205,7 @@ def test_huge_float_samples_are_skipped_not_nan(tmp_path, esc_root, tiny_gpt2_di
     assert [n for n, _ in cache.failed] == ["clips/huge.wav"] and "not finite" in cache.failed[0][1]
     assert np.isfinite(cache.features.numpy()).all()
 
-    _, ckpt = _one_epoch_checkpoint(esc_root, tiny_gpt2_dir, tmp_path)
+    _, ckpt = one_epoch_checkpoint(esc_root, tiny_gpt2_dir, tmp_path)
     capsys.readouterr()
     assert main(["predict", str(ckpt), str(d / "huge.wav"), str(d / "ok0.wav"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)  # strict JSON: no NaN
@@ -366,7 +357,7 @@ def test_ctrl_c_during_parallel_preprocessing_is_one_line(esc_root, tmp_path):
 def tiny_classifier(esc_root, tiny_gpt2_dir, tmp_path_factory):
     from audiogpt2.predict import Classifier
 
-    _, ckpt = _one_epoch_checkpoint(esc_root, tiny_gpt2_dir, tmp_path_factory.mktemp("clf"))
+    _, ckpt = one_epoch_checkpoint(esc_root, tiny_gpt2_dir, tmp_path_factory.mktemp("clf"))
     return Classifier.from_checkpoint(ckpt)
 
 

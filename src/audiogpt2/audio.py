@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -13,6 +15,10 @@ from audiogpt2.errors import AudioGPT2Error
 
 class AudioError(AudioGPT2Error, ValueError):
     """A file that cannot be used as audio; the message says why."""
+
+
+class AudioTooLongError(AudioError):
+    """Audio longer than the caller accepts."""
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -45,12 +51,30 @@ def prepare_waveform(samples: np.ndarray, sample_rate: int, target_sr: int) -> n
 
 def load_audio(path: str | Path, target_sr: int) -> np.ndarray:
     """Read ``path`` (wav, flac, ogg, ... any rate and channel count) as mono at ``target_sr``."""
+    # Opened by Python, not by name: libsndfile cannot open names that are not UTF-8.
     try:
-        # Opened by Python, not by name: libsndfile cannot open names that are not UTF-8.
-        with open(path, "rb") as handle:
-            samples, sr = sf.read(handle, dtype="float32", always_2d=True)
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise AudioError(f"not readable as audio ({exc})") from exc
+    with handle:
+        return decode_audio(handle, target_sr)
+
+
+def decode_audio(source: BinaryIO, target_sr: int, max_seconds: float | None = None) -> np.ndarray:
+    """Decode an open binary file or in-memory bytes (``io.BytesIO``) as mono at
+    ``target_sr``; with ``max_seconds``, longer audio is refused before it is decoded."""
+    try:
+        with sf.SoundFile(source) as f:
+            if max_seconds is not None and f.frames > max_seconds * f.samplerate:
+                raise AudioTooLongError(
+                    f"the audio lasts {f.frames / f.samplerate:.0f} s; the limit is {max_seconds:.0f} s"
+                )
+            samples, sr = f.read(dtype="float32", always_2d=True), f.samplerate
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-        message = str(exc).split("\n")[0]
+        if isinstance(exc, AudioTooLongError):
+            raise
+        # libsndfile names the handle ("Error opening <_io.BytesIO ...>: "); keep the reason
+        message = re.sub(r"^Error opening <[^>]*>: ", "", str(exc).split("\n")[0])
         raise AudioError(f"not readable as audio ({message})") from exc
     return prepare_waveform(samples, sr, target_sr)
 

@@ -129,6 +129,10 @@ EXAMPLES = {
         "audiogpt2 export models/best_model.pt exported-onnx/ --format onnx --int8",
     ],
     "download": ["audiogpt2 download esc50", "audiogpt2 download esc50 --dest /data"],
+    "serve": [
+        "audiogpt2 serve models/best_model.pt            # page at http://127.0.0.1:8000/",
+        "curl -F file=@dog.wav 'http://127.0.0.1:8000/v1/predict?top_k=3&windows=true'",
+    ],
 }
 
 
@@ -229,6 +233,18 @@ def build_parser() -> Parser:
     formats = ["safetensors", "onnx"]
     p.add_argument("--format", choices=formats, default="safetensors", help="(default safetensors)")
     p.add_argument("--int8", action="store_true", help="ONNX only: also write dynamically quantised weights")
+
+    p = command("serve", help="HTTP API and web page for a trained checkpoint or export")
+    p.add_argument("checkpoint", help="a .pt checkpoint or an export folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--max-batch", type=_positive_int, default=16,
+                   help="micro-batching: most windows per forward pass (1 = off; default 16)")  # fmt: skip
+    p.add_argument("--max-wait-ms", type=float, default=10.0,
+                   help="micro-batching: longest wait for more requests (default 10)")  # fmt: skip
+    p.add_argument("--max-seconds", type=float, default=600.0, help="longest audio accepted (default 600)")
+    p.add_argument("--no-page", action="store_true", help="API only, no web page at /")
+    p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
 
     p = command("download", help="download a dataset (network)")
     p.add_argument("dataset", choices=["esc50"], help="the dataset to fetch: esc50 (about 600 MB)")
@@ -340,6 +356,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from audiogpt2.serve import serve
+    except ImportError as exc:
+        hint = "pip install 'audiogpt2[serve]'"
+        raise ConfigError(f"serve needs the [serve] extra ({exc.name} is missing): {hint}") from None
+    serve(args.checkpoint, args.host, args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+          max_seconds=args.max_seconds, page=not args.no_page, device=args.device)  # fmt: skip
+    return 0
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     from audiogpt2.download import ESC50_URL, download_esc50
 
@@ -395,6 +422,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "export": cmd_export,
     "download": cmd_download,
+    "serve": cmd_serve,
 }
 
 

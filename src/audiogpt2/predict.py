@@ -110,18 +110,33 @@ class Classifier:
 
     def predict(self, waveform: np.ndarray, sample_rate: int, batch_size: int = 32) -> Prediction:
         """Mono or (frames, channels) audio at any rate -> class probabilities."""
+        feats, starts, n_samples = self.window_features(waveform, sample_rate)
+        probs = self.window_proba(feats, batch_size)
+        return self.prediction(probs, starts, n_samples)
+
+    def window_features(self, waveform: np.ndarray, sample_rate: int) -> tuple[np.ndarray, list[int], int]:
+        """(windows, n_frames, n_bins) features of half-overlapping windows, their start
+        samples and the length at the model's rate. Raises AudioError on unusable audio."""
         audio = self.config.audio
         y = prepare_waveform(np.asarray(waveform), sample_rate, audio.sample_rate)
         starts = self.window_starts(len(y))
         feats = np.stack([compute_features(y[s : s + audio.clip_samples], audio) for s in starts])
-        probs = predict_proba(self.model, feats, self.config.augment, self.device, batch_size)
+        return feats, starts, len(y)
+
+    def window_proba(self, feats: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Probabilities of each window's features (a batch may mix several recordings)."""
+        return predict_proba(self.model, feats, self.config.augment, self.device, batch_size)
+
+    def prediction(self, probs: np.ndarray, starts: list[int], n_samples: int) -> Prediction:
+        """One recording's result from its windows' probabilities."""
         mean = probs.mean(axis=0)
         order = np.argsort(-mean)
+        audio = self.config.audio
         sr = audio.sample_rate
         windows = [
             {
                 "start": s / sr,
-                "end": min(s + audio.clip_samples, len(y)) / sr,
+                "end": min(s + audio.clip_samples, n_samples) / sr,
                 "label": self.classes[int(p.argmax())],
                 "probability": float(p.max()),
             }

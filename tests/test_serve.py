@@ -1,0 +1,175 @@
+"""`audiogpt2 serve`: the JSON API through FastAPI's TestClient, micro-batching, bad input,
+and the web page in a real headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from helpers import one_epoch_checkpoint
+
+pytest.importorskip("fastapi")
+pytest.importorskip("gradio")
+
+
+def _wav(seconds: float, seed: int = 0, sr: int = 16000) -> bytes:
+    buf = io.BytesIO()
+    t = np.arange(int(seconds * sr)) / sr
+    noise = np.random.default_rng(seed).normal(0, 0.01, t.size)
+    tone = 0.3 * np.sin(2 * np.pi * (300 + 200 * seed) * t) + noise
+    sf.write(buf, tone.astype(np.float32), sr, format="WAV")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(esc_root, tiny_gpt2_dir, tmp_path_factory):
+    return one_epoch_checkpoint(esc_root, tiny_gpt2_dir, tmp_path_factory.mktemp("serve"))[1]
+
+
+@pytest.fixture(scope="module")
+def client(checkpoint):
+    from fastapi.testclient import TestClient
+
+    from audiogpt2.serve import create_app
+
+    with TestClient(create_app(checkpoint, max_batch=8, max_wait_ms=50, max_seconds=20, page=False)) as c:
+        yield c
+
+
+def test_predict_model_and_health(client, checkpoint):
+    from audiogpt2.predict import Classifier
+
+    wav = _wav(12.0)
+    r = client.post("/v1/predict?top_k=2&windows=true", files={"file": ("x.wav", wav, "audio/wav")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["top"]) == 2 and body["duration"] == pytest.approx(12.0)
+    assert len(body["windows"]) == 4 and {"start", "end", "label", "probability"} <= set(body["windows"][0])
+    # the same answer as the CLI's Classifier on the same audio
+    expected = Classifier.from_pretrained(checkpoint).predict(*sf.read(io.BytesIO(wav)))
+    assert [t["label"] for t in body["top"]] == expected.labels[:2]
+    assert body["top"][0]["probability"] == pytest.approx(expected.probabilities[0], abs=1e-5)
+    raw = client.post("/v1/predict", content=wav, headers={"content-type": "audio/wav"})
+    assert raw.status_code == 200 and "windows" not in raw.json()
+
+    info = client.get("/v1/model").json()
+    assert sorted(info["classes"]) == sorted(expected.labels)
+    assert info["arm"] == "baseline" and info["sample_rate"] == 16000 and "validation" in info
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_concurrent_requests_are_micro_batched_and_each_gets_its_own_result(checkpoint):
+    from audiogpt2.predict import Classifier
+    from audiogpt2.serve import MicroBatcher
+
+    clf = Classifier.from_pretrained(checkpoint)
+    clips = [sf.read(io.BytesIO(_wav(s, seed=s)))[0] for s in range(1, 7)]  # 1..6 s: 1 or 2 windows
+    feats = [clf.window_features(y, 16000)[0] for y in clips]
+    alone = [clf.window_proba(f) for f in feats]
+
+    async def together():
+        batcher = MicroBatcher(clf, max_batch=64, max_wait_ms=200)
+        await batcher.start()
+        out = await asyncio.gather(*(batcher.proba(f) for f in feats))
+        await batcher.stop()
+        return out, batcher.batch_sizes
+
+    out, sizes = asyncio.run(together())
+    assert max(sizes) > 1  # requests really shared a forward pass
+    for mine, ref in zip(out, alone):
+        np.testing.assert_allclose(mine, ref, atol=1e-5)
+
+
+def test_bad_requests_get_4xx_json_and_the_server_keeps_serving(client, tmp_path):
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(_wav(1.0))
+    wav = {"content": _wav(1.0), "headers": {"content-type": "audio/wav"}}
+    cases = [
+        ({"content": b"", "headers": {"content-type": "audio/wav"}}, 400, "no audio"),
+        ({"files": {"file": ("e.wav", b"", "audio/wav")}}, 400, "no audio"),
+        ({"content": b"not audio at all" * 10, "headers": {"content-type": "audio/wav"}}, 422, "unreadable"),
+        ({"content": _wav(25.0), "headers": {"content-type": "audio/wav"}}, 413, "limit is 20"),
+        ({"content": b"{}", "headers": {"content-type": "application/json"}}, 415, "not audio"),
+        ({"files": {"other": ("x.wav", _wav(1.0), "audio/wav")}}, 422, "missing form field 'file'"),
+        ({**wav, "params": {"top_k": 0}}, 422, "top_k"),
+        ({**wav, "params": {"top_k": 99}}, 422, "top_k"),
+        # a path named in the request is just bytes that are not audio: never opened
+        ({"content": str(secret).encode(), "headers": {"content-type": "audio/wav"}}, 422, "unreadable"),
+        ({"data": {"file": str(secret)}}, 415, "not audio"),  # a form naming the path
+    ]
+    for i in range(100):
+        kwargs, status, text = cases[i % len(cases)]
+        r = client.post("/v1/predict", **kwargs)
+        assert r.status_code == status and text in r.json()["error"], (i, r.status_code, r.text)
+    assert client.post("/v1/predict", files={"file": ("ok.wav", _wav(3.0), "audio/wav")}).status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_page_in_headless_chromium(checkpoint, tmp_path):
+    """The real server and page: upload a WAV in headless Chromium, see the top label."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium, driver_bin = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_bin):
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "audiogpt2", "serve", str(checkpoint), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1400"):
+        options.add_argument(flag)
+    browser = None
+    try:
+        import urllib.request
+
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, server.stdout.read()[-2000:]
+                time.sleep(0.5)
+        from audiogpt2.predict import Classifier
+
+        wav = tmp_path / "tone.wav"
+        wav.write_bytes(_wav(12.0))
+        expected = Classifier.from_pretrained(checkpoint).predict_file(wav).labels[0]
+        browser = webdriver.Chrome(service=webdriver.ChromeService(driver_bin), options=options)
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait = WebDriverWait(browser, 90)
+        upload = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
+        upload.send_keys(str(wav))
+        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "body"), "Labels over time"))
+        wait.until(lambda b: expected in b.find_element(By.CSS_SELECTOR, "body").text)
+        time.sleep(1.0)  # let the pictures render for the screenshot
+        shot = tmp_path / "page.png"
+        browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+    finally:
+        if browser is not None:
+            browser.quit()
+        server.terminate()
+        server.wait(timeout=30)
