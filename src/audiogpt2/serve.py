@@ -154,6 +154,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: Any):
         await batcher.start()
+        # One forward before the first request, so its caller does not wait for warm-up.
+        audio = classifier.config.audio
+        await asyncio.to_thread(batcher.forward, np.zeros((1, audio.n_frames, audio.n_bins), np.float32))
         yield
         await batcher.stop()
 
