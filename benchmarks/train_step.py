@@ -65,6 +65,15 @@ def fake_cache(rows: int, config: Config) -> FeatureCache:
     )
 
 
+def _model_and_optimizer() -> tuple:
+    """The default model with a GPT-2-small-sized backbone, its optimizer, loss and batch."""
+    config = Config()
+    torch.manual_seed(0)
+    model, _ = build_model(config.model, config.audio, False, config.model.num_classes)
+    optimizer = configure_optimizer(model, config)
+    return config, model, optimizer, torch.nn.CrossEntropyLoss(), config.train.batch_size
+
+
 def _per_tensor_all_reduce(model: torch.nn.Module, world: int) -> None:
     import torch.distributed as dist
 
@@ -84,12 +93,7 @@ def _rank_main(rank: int, world: int, steps: int, port: int) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     distributed.init(torch.device("cpu"))
-    config = Config()
-    torch.manual_seed(0)
-    model, _ = build_model(config.model, config.audio, False, config.model.num_classes)
-    optimizer = configure_optimizer(model, config)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    bs = config.train.batch_size
+    config, model, optimizer, loss_fn, bs = _model_and_optimizer()
     x = torch.randn(bs, 2, config.audio.n_frames, config.audio.n_bins)
     y = torch.randint(0, 50, (bs,))
 
@@ -146,12 +150,7 @@ def main() -> None:
         return
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = Config()
-    torch.manual_seed(0)
-    model, _ = build_model(config.model, config.audio, False, config.model.num_classes)
-    optimizer = configure_optimizer(model, config)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    bs = config.train.batch_size
+    config, model, optimizer, loss_fn, bs = _model_and_optimizer()
 
     cache = fake_cache(bs * (args.steps + 2), config)
     loader = DataLoader(TrainingSet(cache, np.arange(len(cache.labels)), config.augment, 0), batch_size=bs)
