@@ -40,3 +40,11 @@ python benchmarks/reevaluate_tta.py runs/esc10-recipe-cnn-only runs/esc10-recipe
 for STEP in 1-frontend 2-shift 3-mixup 4-specaug; do
   audiogpt2 cv --name "esc10-ablation-$STEP" --config "configs/ablation/$STEP.toml" "${RECIPE[@]}"
 done
+# 7. The recipe with MiniLM: pretrained (spec schedule) and random init trained fully from
+#    epoch 1 (--baseline-trainable all); published folds ran as two single-thread jobs
+#    side by side (folds 1-3 and 4-5).
+for ARM in pretrained random; do
+  if [ "$ARM" = pretrained ]; then SEL=(--arms finetuned); else SEL=(--arms baseline --baseline-trainable all); fi
+  audiogpt2 cv --name "esc10-recipe-minilm-$ARM" --config configs/recipe.toml --data "$DATA" --subset esc10 \
+    --cache data/preprocessed/esc10-recipe.pt --backbone minilm --threads 1 "${SEL[@]}"
+done
