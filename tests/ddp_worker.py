@@ -10,6 +10,7 @@ usage: python -m torch.distributed.run --nproc_per_node 2 ddp_worker.py CACHE BA
 
 from __future__ import annotations
 
+import re
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -43,6 +44,21 @@ def config_for(cache: str, backbone: str, batch: int, sync_bn: bool = False):
     )
 
 
+def bias_free_build(real_build):
+    """``build_model`` with the conv biases that feed a BatchNorm frozen. Their true gradient
+    is zero (BN subtracts the mean), so AdamW would turn float noise into lr-sized steps and
+    two exact-in-theory runs would drift apart; frozen, the runs compare to float precision."""
+
+    def build(*args, **kwargs):
+        model, backbone = real_build(*args, **kwargs)
+        for name, p in model.named_parameters():
+            if re.fullmatch(r"cnn\.\d+\.0\.bias", name):
+                p.requires_grad_(False)
+        return model, backbone
+
+    return build
+
+
 def run(cache_path: str, backbone: str, out: Path, mode: str) -> None:
     cache = load_cache(cache_path)
     config = config_for(cache_path, backbone, BATCH, sync_bn=mode == "syncbn")
@@ -54,7 +70,8 @@ def run(cache_path: str, backbone: str, out: Path, mode: str) -> None:
         held["model"] = run_.model
         if mode == "manual":  # the reference: every gradient averaged over the ranks here
             for p in run_.model.parameters():
-                p.register_post_accumulate_grad_hook(_average)
+                if p.requires_grad:  # all but the frozen biases (blocks freeze at epoch start)
+                    p.register_post_accumulate_grad_hook(_average)
         return run_, split
 
     def on_epoch_end(epoch, record):
@@ -64,6 +81,7 @@ def run(cache_path: str, backbone: str, out: Path, mode: str) -> None:
     unwrapped = mode == "manual"
     with (
         mock.patch.object(train_module, "_setup", setup),
+        mock.patch.object(train_module, "build_model", bias_free_build(train_module.build_model)),
         mock.patch.object(distributed, "wrap", lambda model, device: model) if unwrapped else nullcontext(),
     ):
         train_arm(config, cache, "finetuned", out / mode / "best.pt", on_epoch_end=on_epoch_end)

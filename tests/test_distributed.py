@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -83,15 +84,16 @@ def test_ddp_matches_hand_averaged_gradients_and_syncbn_matches_one_process(
     assert _max_diff(ddp["final"], manual["final"]) < 1e-5
 
     config = ddp_worker.config_for(str(cache), str(dropout_free_gpt2), 2 * ddp_worker.BATCH)
-    single = train_arm(config, built, "finetuned", tmp_path / "single" / "best.pt", progress=False)
+    from audiogpt2 import train as train_module
+
+    with mock.patch.object(train_module, "build_model", ddp_worker.bias_free_build(train_module.build_model)):
+        single = train_arm(config, built, "finetuned", tmp_path / "single" / "best.pt", progress=False)
     one = safe_torch_load(single.best_checkpoint.with_name("best.last.pt"))["model"]
-    # A conv bias right before BatchNorm has a zero true gradient (BN subtracts the mean), so
-    # Adam turns its float-noise gradient into lr-sized steps of random sign; it and the
-    # running mean it shifts are left out, and the rest carries a little of that noise.
-    noise = r"^cnn\.\d+\.0\.bias$|running_mean"
-    synced, per_rank = _max_diff(syncbn["final"], one, noise), _max_diff(ddp["final"], one, noise)
-    assert synced < 2e-3
-    assert per_rank > 5 * synced  # per-rank statistics differ well beyond that: the check can fail
+    synced, per_rank = _max_diff(syncbn["final"], one), _max_diff(ddp["final"], one)
+    # Summation order differs (two shards vs one batch) and AdamW magnifies that in
+    # parameters with tiny gradients: agreement to ~1e-4 after 3 epochs is float precision.
+    assert synced < 2e-3, synced
+    assert per_rank > 5 * synced  # per-rank statistics differ far more: the check can fail
 
     torch.manual_seed(config.train.seed)
     init_model, _ = build_model(config.model, config.audio, True, len(built.classes))
