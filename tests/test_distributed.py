@@ -47,6 +47,13 @@ def dropout_free_gpt2(tmp_path_factory):
     return path
 
 
+def _median_diff(a: dict, b: dict) -> float:
+    import torch
+
+    keys = [k for k in a if a[k].is_floating_point() and a[k].numel()]
+    return torch.cat([(a[k].double() - b[k].double()).abs().flatten() for k in keys]).median().item()
+
+
 def _max_diff(a: dict, b: dict, skip: str = "^$") -> float:
     keys = [k for k in a if a[k].is_floating_point() and a[k].numel() and not re.search(skip, k)]
     return max((a[k].double() - b[k].double()).abs().max().item() for k in keys)
@@ -89,11 +96,12 @@ def test_ddp_matches_hand_averaged_gradients_and_syncbn_matches_one_process(
     with mock.patch.object(train_module, "build_model", ddp_worker.bias_free_build(train_module.build_model)):
         single = train_arm(config, built, "finetuned", tmp_path / "single" / "best.pt", progress=False)
     one = safe_torch_load(single.best_checkpoint.with_name("best.last.pt"))["model"]
-    synced, per_rank = _max_diff(syncbn["final"], one), _max_diff(ddp["final"], one)
-    # Summation order differs (two shards vs one batch) and AdamW magnifies that in
-    # parameters with tiny gradients: agreement to ~1e-4 after 3 epochs is float precision.
-    assert synced < 2e-3, synced
-    assert per_rank > 5 * synced  # per-rank statistics differ far more: the check can fail
+    # Summation order differs (two shards vs one batch), and AdamW turns that float noise into
+    # lr-sized steps in the few parameters whose gradients are nearly zero; so the bulk of the
+    # weights is compared (median difference), not the worst element.
+    synced, per_rank = _median_diff(syncbn["final"], one), _median_diff(ddp["final"], one)
+    assert synced < 5e-5, synced
+    assert per_rank > 20 * synced  # per-rank statistics move the bulk: the check can fail
 
     torch.manual_seed(config.train.seed)
     init_model, _ = build_model(config.model, config.audio, True, len(built.classes))
