@@ -152,8 +152,23 @@ def test_repeated_cv_with_seeds_reports_the_noise_floor(esc_root, tmp_path, caps
         assert (tmp_path / f"c-seed{seed}.pt").is_file()  # each seed draws its own variants
     text = (out / "report.md").read_text()
     assert "| fold | seed0 | seed1 | seed-to-seed std |" in text and "noise floor" in text
+    assert "Ensemble of the 2 seeds" in text
     capsys.readouterr()
     assert main(args) == 0 and "already done" in capsys.readouterr().out  # resumable
     assert main(["compare", f"{out}:baseline", f"{out}:baseline", "--out", str(tmp_path / "cmp")]) == 0
     result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert result["n"] == 4 and result["seed_std_a"] is not None and result["mean"] == 0
+
+
+def test_seed_ensemble_averages_probabilities_per_clip():
+    from audiogpt2.report import seed_ensemble
+
+    targets = [0, 1, 1]
+    # each seed alone is right on 2 of 3 clips; their average is right on all three
+    a = {"probabilities": [[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]], "targets": targets}
+    b = {"probabilities": [[0.4, 0.6], [0.1, 0.9], [0.3, 0.7]], "targets": targets}
+    ens = seed_ensemble({"seed0": {1: {"metrics": a}}, "seed1": {1: {"metrics": b}}})
+    assert ens["folds"] == [1] and ens["per_fold"] == [1.0]
+    # a run without saved probabilities leaves no ensemble rather than a wrong one
+    no_probs = {"metrics": {"targets": targets}}
+    assert seed_ensemble({"seed0": {1: {"metrics": a}}, "seed1": {1: no_probs}}) is None

@@ -61,7 +61,8 @@ def test_eval_mask_is_the_same_whatever_the_feature_bytes():
     masked_g = model_input(g, aug)[1] == 0
     assert masked_f.any() and not masked_f.all()
     np.testing.assert_array_equal(masked_f, masked_g)
-    other = compute_features(np.random.default_rng(4).normal(0, 0.1, CFG.clip_samples).astype(np.float32), CFG)
+    noise = np.random.default_rng(4).normal(0, 0.1, CFG.clip_samples).astype(np.float32)
+    other = compute_features(noise, CFG)
     np.testing.assert_array_equal(model_input(other, aug)[1] == 0, masked_f)
 
 

@@ -141,5 +141,7 @@ def evaluate_checkpoint(
         tta=aug.tta,
         predictions=probs.argmax(1).tolist(),
         targets=y_true.tolist(),
+        # kept so several seeds' runs can be averaged into an ensemble afterwards
+        probabilities=np.round(probs, 6).tolist(),
     )
     return metrics, info

@@ -192,6 +192,23 @@ def seed_dirs(run_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda d: int(d.name[4:]))
 
 
+def seed_ensemble(per_seed: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any] | None:
+    """Test accuracy per fold of the seeds' averaged probabilities, on the folds every seed
+    finished with saved probabilities (runs before probabilities were saved have none)."""
+    runs = list(per_seed.values())
+    folds = sorted(set.intersection(*(set(r) for r in runs))) if runs else []
+    folds = [f for f in folds if all("probabilities" in r[f]["metrics"] for r in runs)]
+    if len(runs) < 2 or not folds:
+        return None
+    accs = []
+    for f in folds:
+        targets = np.asarray(runs[0][f]["metrics"]["targets"])
+        mean_probs = np.mean([np.asarray(r[f]["metrics"]["probabilities"]) for r in runs], axis=0)
+        accs.append(float((mean_probs.argmax(1) == targets).mean()))
+    std = float(np.std(accs, ddof=1)) if len(accs) > 1 else float("nan")
+    return {"folds": folds, "per_fold": accs, "mean": float(np.mean(accs)), "std": std}
+
+
 def build_seed_report(run_dir: str | Path) -> Path:
     """report.md of a repeated CV: per seed and arm the mean accuracy, and per fold the
     seed-to-seed standard deviation (the noise floor any comparison must clear)."""
@@ -233,6 +250,16 @@ def build_seed_report(run_dir: str | Path) -> Path:
             f"{np.mean(list(spreads.values())) if spreads else float('nan'):.3f} (the noise floor).",
             "",
         ]
+        ensemble = seed_ensemble({name: found.get(arm, {}) for name, found in per_seed.items()})
+        if ensemble:
+            summary["arms"][arm]["ensemble"] = ensemble
+            per_fold = ", ".join(f"{a:.3f}" for a in ensemble["per_fold"])
+            lines += [
+                f"Ensemble of the {len(per_seed)} seeds (their test probabilities averaged per clip), "
+                f"folds {', '.join(map(str, ensemble['folds']))}: test accuracy "
+                f"{ensemble['mean']:.3f} ± {ensemble['std']:.3f} ({per_fold}).",
+                "",
+            ]
     atomic_write_json(run_dir / "report.json", summary)
     return atomic_write_text(run_dir / "report.md", "\n".join(lines))
 
