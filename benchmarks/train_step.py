@@ -7,6 +7,10 @@ measured in the same run, the share of step time spent producing batches, and th
 implied seconds per epoch at ESC-50 size (1600 training clips).
 
     python benchmarks/train_step.py [--steps 10] [--threads N] [--compile]
+
+The single-process run times the same step side by side with AdamW one tensor at a time
+(torch's CPU default, what train used before), foreach and fused; --compile adds a
+compiled optimizer step and a compiled forward/backward.
     python benchmarks/train_step.py --nproc 2 [--steps 6]
 
 --compile times the step under torch.compile (as `train --compile` runs it); FLOPs are
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from audiogpt2.cache import FeatureCache
 from audiogpt2.config import Config
 from audiogpt2.model import build_model
-from audiogpt2.train import TrainingSet, configure_optimizer
+from audiogpt2.train import TrainingSet, configure_optimizer, make_adamw
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
@@ -150,7 +155,7 @@ def main() -> None:
         return
     if args.threads:
         torch.set_num_threads(args.threads)
-    config, model, optimizer, loss_fn, bs = _model_and_optimizer()
+    config, model, _, loss_fn, bs = _model_and_optimizer()
 
     cache = fake_cache(bs * (args.steps + 2), config)
     loader = DataLoader(TrainingSet(cache, np.arange(len(cache.labels)), config.augment, 0), batch_size=bs)
@@ -159,54 +164,83 @@ def main() -> None:
     load_s = (time.perf_counter() - t) / len(batches)
 
     peak = matmul_peak()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; CPU bf16: {cpu_bf16()}")
     print(f"fp32 matmul peak (2048^3, best of 10): {peak / 1e9:.1f} GFLOP/s")
-
-    forward = torch.compile(model) if args.compile else model
-
-    def step(x, y, forward=forward):
-        loss = loss_fn(forward(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    print(f"batch production (SpecAugment + collate): {load_s * 1000:.1f} ms per batch of {bs}")
 
     for phase, blocks in (("frozen (epochs 1-4)", []), ("unfrozen blocks 0-2 (epochs 15+)", [0, 1, 2])):
         model.train()
         model.freeze_backbone()
         for b in blocks:
             model.unfreeze_block(b)
-        x, y = batches[0]
-        with FlopCounterMode(display=False) as counter:
-            step(x, y, forward=model)
-        flops = counter.get_total_flops()
-        t = time.perf_counter()
-        step(*batches[1])  # warm-up (and compilation)
-        step(*batches[1])
-        warm_s = time.perf_counter() - t
-        times = []
-        for x, y in batches[2:]:
+        flops = step_flops(model, loss_fn, batches[0])
+        print(f"\n[{phase}] batch {bs}, {flops / 1e9:.1f} GFLOP per step (fwd+bwd), median of "
+              f"{args.steps} steps, side by side")  # fmt: skip
+        for name, forward, impl, compile_step in variants(model, args.compile):
+            optimizer = make_adamw(param_groups(model, config), config.train.weight_decay, impl)
+            opt_step = torch.compile(optimizer.step) if compile_step else optimizer.step
             t = time.perf_counter()
-            step(x, y)
+            sec = timed_steps(forward, optimizer, opt_step, loss_fn, batches[1:])
+            warm = time.perf_counter() - t - sec * (len(batches) - 3)
+            note = f"  (compile + warm-up {warm:.0f} s)" if compile_step or forward is not model else ""
+            print(f"  {name:44s} {sec * 1000:6.0f} ms  {flops / sec / 1e9:6.1f} GFLOP/s "
+                  f"= {flops / sec / peak:.2f} of peak{note}")  # fmt: skip
+        steps = int(np.ceil(1600 * (1 + config.augment.variants) / bs))
+        print(f"  ESC-50 epoch (1600 clips x {1 + config.augment.variants} versions): {steps} steps")
+
+
+def cpu_bf16() -> str:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX); without it, bf16
+    autocast is emulated and slower than fp32, so it is not measured."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    found = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return ", ".join(found) if found else "none (no avx512_bf16/amx_bf16)"
+
+
+def param_groups(model: torch.nn.Module, config: Config) -> list[dict]:
+    t = config.train
+    return [{"params": model.head_parameters(), "lr": t.lr_head, "name": "head"},
+            {"params": model.backbone_parameters(), "lr": t.lr_backbone, "name": "backbone"}]  # fmt: skip
+
+
+def variants(model: torch.nn.Module, compile_model: bool) -> list[tuple]:
+    """(name, forward, AdamW implementation, compile the optimizer step)."""
+    out = [
+        ("eager, AdamW one tensor at a time (before)", model, "loop", False),
+        ("eager, AdamW foreach", model, "foreach", False),
+        ("eager, AdamW fused", model, "fused", False),
+    ]
+    if compile_model:
+        out += [
+            ("eager, AdamW foreach, compiled optimizer step", model, "foreach", True),
+            ("compiled forward/backward, AdamW fused", torch.compile(model), "fused", False),
+        ]
+    return out
+
+
+def step_flops(model: torch.nn.Module, loss_fn, batch) -> float:
+    x, y = batch
+    with FlopCounterMode(display=False) as counter:
+        loss_fn(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def timed_steps(forward, optimizer, opt_step, loss_fn, batches) -> float:
+    """Median seconds of one full training step; the first two steps warm up (and compile)."""
+    times = []
+    for i, (x, y) in enumerate(batches):
+        t = time.perf_counter()
+        loss = loss_fn(forward(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_step()
+        if i >= 2:
             times.append(time.perf_counter() - t)
-        sec = statistics.median(times)
-        print(f"\n[{phase}] batch {bs}, {'compiled' if args.compile else 'eager'}")
-        if args.compile:
-            print(f"  compile + 2 warm-up steps: {warm_s:.0f} s")
-        print(f"  FLOPs per step (fwd+bwd): {flops / 1e9:.1f} GFLOP")
-        print(
-            f"  median step time: {sec * 1000:.0f} ms  ->  {flops / sec / 1e9:.1f} GFLOP/s"
-            f" = {flops / sec / peak:.2f} of the matmul peak"
-        )
-        print(
-            f"  batch production (SpecAugment + collate): {load_s * 1000:.1f} ms"
-            f" = {load_s / (sec + load_s) * 100:.1f}% of step time"
-        )
-        for variants in (0, config.augment.variants):
-            steps = int(np.ceil(1600 * (1 + variants) / bs))
-            print(
-                f"  ESC-50 epoch, 1600 clips x {1 + variants} versions: {steps} steps, "
-                f"{steps * (sec + load_s):.0f} s"
-            )
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

@@ -249,6 +249,10 @@ class TrainConfig:
         False, "--compile", "torch.compile the training step (minutes to compile, then faster)", training=True
     )
     threads: int = flag(0, "--threads", "torch CPU threads (0 = torch's default)")
+    # AdamW's implementation: "fused" (one kernel over all parameters), "foreach" (batched
+    # tensor ops) or "loop" (one parameter at a time; torch's CPU default). "auto" takes
+    # fused where this torch build supports it on the device (speeds: docs/results.md).
+    optimizer_impl: str = "auto"
     # Under torchrun: BatchNorm statistics over the global batch instead of each rank's
     # (off: rank 0's running statistics are broadcast; see audiogpt2/distributed.py).
     sync_batchnorm: bool = flag(
@@ -276,6 +280,10 @@ class TrainConfig:
                 raise ConfigError(
                     f"train.unfreeze entry {epoch!r} = {block!r}: use epoch (>= 1) = block index"
                 )
+        if self.optimizer_impl not in ("auto", "fused", "foreach", "loop"):
+            raise ConfigError(
+                f"train.optimizer_impl={self.optimizer_impl!r}: use 'auto', 'fused', 'foreach' or 'loop'"
+            )
         if self.baseline_trainable not in ("schedule", "all"):
             raise ConfigError(
                 f"train.baseline_trainable={self.baseline_trainable!r}: use 'schedule' or 'all'"

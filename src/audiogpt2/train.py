@@ -91,7 +91,21 @@ def configure_optimizer(model: AudioClassifier, config: Config) -> torch.optim.A
     groups = [{"params": model.head_parameters(), "lr": t.lr_head, "name": "head"}]
     if model.backbone is not None:
         groups.append({"params": model.backbone_parameters(), "lr": t.lr_backbone, "name": "backbone"})
-    return torch.optim.AdamW(groups, weight_decay=t.weight_decay)
+    return make_adamw(groups, t.weight_decay, t.optimizer_impl)
+
+
+def make_adamw(groups: list[dict[str, Any]], weight_decay: float, impl: str) -> torch.optim.AdamW:
+    """AdamW in the requested implementation; "auto" is fused where the torch build and
+    device support it (CPU since torch 2.4), torch's default otherwise. All compute the
+    same update; they differ only in float rounding."""
+    if impl in ("auto", "fused"):
+        try:
+            return torch.optim.AdamW(groups, weight_decay=weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            if impl == "fused":
+                raise
+    foreach = {"foreach": True, "loop": False}.get(impl)  # None: torch's default
+    return torch.optim.AdamW(groups, weight_decay=weight_decay, foreach=foreach)
 
 
 def blocks_trainable_at(epoch: int, schedule: dict[int, int]) -> list[int]:
