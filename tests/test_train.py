@@ -250,3 +250,32 @@ def test_resume_refuses_a_checkpoint_of_other_data(small_config, small_cache, tm
     wider.model.head_hidden = 32
     with pytest.raises(TrainingError, match="architecture"):
         train_arm(wider, small_cache, "baseline", path, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+def test_adamw_implementations_compute_the_same_update(impl):
+    # "auto" picks fused AdamW for speed; it must train exactly like torch's default loop.
+    from audiogpt2.train import make_adamw
+
+    def net_at_start() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+
+    def run(impl: str) -> list[torch.Tensor]:
+        net = net_at_start()
+        frozen = net[0].bias.requires_grad_(False)  # a frozen tensor in the group, as before unfreezing
+        opt = make_adamw([{"params": list(net.parameters()), "lr": 1e-2}], 0.01, impl)
+        x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+        for _ in range(5):
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        assert frozen.grad is None
+        return [p.detach().clone() for p in net.parameters()]
+
+    start = [p.detach().clone() for p in net_at_start().parameters()]
+    reference, other = run("loop"), run(impl)
+    assert not torch.equal(reference[0], start[0])  # training moved the weights
+    for a, b in zip(reference, other):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
