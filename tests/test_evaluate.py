@@ -188,3 +188,22 @@ def test_selected_runs_name_their_backbone_in_the_summary(tmp_path):
     table = summary_table([tmp_path / "tuned"])
     assert "| tuned | baseline | random init minilm |" in table
     assert "| tuned | finetuned | pretrained minilm |" in table
+
+
+def test_validation_only_search_leaves_the_test_fold_unscored(small_config, small_cache, tmp_path):
+    # A recipe search trains and validates without showing test accuracy; the same folder
+    # scored later by a plain cv reuses the trained checkpoints (no retraining).
+    from audiogpt2.experiment import run_cv
+
+    config = copy.deepcopy(small_config)
+    config.train.epochs = 2
+    run = tmp_path / "search"
+    summary = run_cv(config, small_cache, run, ["baseline"], [1], progress=False, score_test=False)
+    assert summary.name == "validation.md" and "| baseline | 1 | 2 |" in summary.read_text()
+    assert not (run / "fold1" / "baseline" / "metrics.json").exists()
+    history = json.loads((run / "fold1" / "baseline" / "best.history.json").read_text())
+    report = run_cv(config, small_cache, run, ["baseline"], [1], progress=False)
+    assert report.name == "report.md"
+    metrics = json.loads((run / "fold1" / "baseline" / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and metrics["test_fold"] == 1
+    assert json.loads((run / "fold1" / "baseline" / "best.history.json").read_text()) == history

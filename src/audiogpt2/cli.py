@@ -191,6 +191,12 @@ def build_parser() -> Parser:
     p.add_argument("--out", help="output folder (default <paths.runs>/<name>)")
     p.add_argument("--restart", action="store_true", help="ignore finished folds and checkpoints")
     p.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="recipe searches: train and validate, leave the test folds unscored and unseen "
+        "(a later cv without this flag scores them)",
+    )
+    p.add_argument(
         "--seeds",
         type=_seed_list,
         help="repeated CV: comma-separated seeds, each into <out>/seed<k>/ (default: train.seed only)",
@@ -406,10 +412,15 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     elif args.command == "cv":
         out = Path(args.out or Path(config.paths.runs) / args.name)
         resume = not args.restart
+        scored = not args.validation_only
         if args.seeds:
-            report = experiment.run_seeds(config, out, args.arms, args.seeds, args.fold, resume=resume)
+            report = experiment.run_seeds(
+                config, out, args.arms, args.seeds, args.fold, resume=resume, score_test=scored
+            )
         else:
-            report = experiment.run_cv(config, cache, out, args.arms, args.fold, resume=resume)
+            report = experiment.run_cv(
+                config, cache, out, args.arms, args.fold, resume=resume, score_test=scored
+            )
         print(f"Report written to {report}")
     return 0
 

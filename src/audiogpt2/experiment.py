@@ -58,8 +58,10 @@ def run_fold(
     out_dir: str | Path,
     resume: bool = True,
     progress: bool = True,
+    score_test: bool = True,
 ) -> dict[str, Any]:
-    """Train ``arm`` with ``fold`` held out, then evaluate its best checkpoint on ``fold`` once."""
+    """Train ``arm`` with ``fold`` held out, then evaluate its best checkpoint on ``fold`` once
+    (with ``score_test=False``, for recipe searches, the test fold is left unscored)."""
     out_dir = Path(out_dir)
     metrics_path = out_dir / "metrics.json"
     if resume and metrics_path.is_file():
@@ -68,6 +70,12 @@ def run_fold(
     config = copy.deepcopy(config)
     config.data.test_fold = fold
     result = train_arm(config, cache, arm, out_dir / "best.pt", resume=resume, progress=progress)
+    if not score_test:
+        log.info(
+            f"fold {fold} {arm}: best validation accuracy {result.best_val_acc:.4f} at epoch "
+            f"{result.best_epoch}; test fold not scored (--validation-only)"
+        )
+        return {}
     evaluated = time.time()
     metrics, _ = evaluate_checkpoint(result.best_checkpoint, cache, select_device(config.train.device))
     metrics.update(
@@ -93,18 +101,20 @@ def run_cv(
     folds: list[int] | None = None,
     resume: bool = True,
     progress: bool = True,
+    score_test: bool = True,
 ) -> Path:
-    """Every fold (or the given ones) for every arm, then the report."""
+    """Every fold (or the given ones) for every arm, then the report (or, with
+    ``score_test=False``, a validation-only summary)."""
     from audiogpt2.config import write_config
-    from audiogpt2.report import build_report
+    from audiogpt2.report import build_report, build_validation_summary
 
     out_dir = Path(out_dir)
     folds = folds or sorted(set(cache.folds.tolist()))
     write_config(config, out_dir)
     for fold in folds:
         for arm in arms:
-            run_fold(config, cache, arm, fold, out_dir / f"fold{fold}" / arm, resume, progress)
-    return build_report(out_dir)
+            run_fold(config, cache, arm, fold, out_dir / f"fold{fold}" / arm, resume, progress, score_test)
+    return build_report(out_dir) if score_test else build_validation_summary(out_dir)
 
 
 def run_seeds(
@@ -115,6 +125,7 @@ def run_seeds(
     folds: list[int] | None = None,
     resume: bool = True,
     progress: bool = True,
+    score_test: bool = True,
 ) -> Path:
     """Repeated cross-validation: every fold under each seed into ``out_dir/seed<k>/``
     (resumable like ``run_cv``), then a report of the seed-to-seed spread."""
@@ -130,8 +141,8 @@ def run_seeds(
         seeded.data.cache = str(cache_path.with_name(f"{cache_path.stem}-seed{seed}{cache_path.suffix}"))
         log.info(f"=== seed {seed} ===")
         cache = preprocess(seeded, progress=progress)
-        run_cv(seeded, cache, out_dir / f"seed{seed}", arms, folds, resume, progress)
-    return build_seed_report(out_dir)
+        last = run_cv(seeded, cache, out_dir / f"seed{seed}", arms, folds, resume, progress, score_test)
+    return build_seed_report(out_dir) if score_test else last
 
 
 def arm_checkpoint(config: Config, arm: str) -> Path:

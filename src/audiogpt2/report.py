@@ -139,6 +139,30 @@ def arm_section(run_dir: Path, arm: str, folds: dict[int, Any], s: dict[str, Any
     ]
 
 
+def build_validation_summary(run_dir: str | Path, last: int = 10) -> Path:
+    """validation.md of a ``cv --validation-only`` search: per fold and arm the best
+    validation accuracy (optimistic: the best of many epochs) and the mean over the last
+    ``last`` epochs (not picked, so a fairer basis for choosing between recipes)."""
+    run_dir = Path(run_dir)
+    lines = [f"# Validation only: {run_dir.name} (test folds not scored)", "",
+             f"| arm | fold | epochs | best val acc (epoch) | mean val acc, last {last} epochs |",
+             "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    rows: dict[str, list[float]] = {}
+    for path in sorted(run_dir.glob("fold*/*/best.history.json")):
+        history = json.loads(path.read_text())
+        if not history:
+            continue
+        acc = [h["val_acc"] for h in history]
+        best = int(np.argmax(acc))
+        tail = float(np.mean(acc[-last:]))
+        arm, fold = path.parent.name, path.parent.parent.name.removeprefix("fold")
+        rows.setdefault(arm, []).append(tail)
+        lines.append(f"| {arm} | {fold} | {len(acc)} | {acc[best]:.3f} ({best + 1}) | {tail:.3f} |")
+    for arm, tails in rows.items():
+        lines.append(f"| {arm} | mean | | | {np.mean(tails):.3f} |")
+    return atomic_write_text(run_dir / "validation.md", "\n".join(lines) + "\n")
+
+
 def build_report(run_dir: str | Path) -> Path:
     """Write report.md, report.json and the PNGs into ``run_dir``; returns report.md."""
     run_dir = Path(run_dir)
