@@ -100,8 +100,10 @@ def test_ddp_matches_hand_averaged_gradients_and_syncbn_matches_one_process(
     # lr-sized steps in the few parameters whose gradients are nearly zero; so the bulk of the
     # weights is compared (median difference), not the worst element.
     synced, per_rank = _median_diff(syncbn["final"], one), _median_diff(ddp["final"], one)
-    assert synced < 5e-5, synced
-    assert per_rank > 20 * synced  # per-rank statistics move the bulk: the check can fail
+    # Repeated runs of this test gave 1e-8 to 4e-5 for SyncBatchNorm (the two-process runs
+    # are not bit-reproducible) and 5e-4 to 6e-4 with per-rank statistics.
+    assert synced < 1e-4, synced
+    assert per_rank > 4 * synced  # per-rank statistics move the bulk: the check can fail
 
     torch.manual_seed(config.train.seed)
     init_model, _ = build_model(config.model, config.audio, True, len(built.classes))
