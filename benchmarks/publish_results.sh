@@ -6,7 +6,7 @@ published=()
 for run in runs/esc10-*/; do
   name=$(basename "$run")
   found=0
-  for metrics in "$run"fold*/*/metrics.json; do
+  for metrics in "$run"fold*/*/metrics.json "$run"seed*/fold*/*/metrics.json; do
     [ -f "$metrics" ] || continue
     found=1
     dir=$(dirname "$metrics")
@@ -18,6 +18,9 @@ for run in runs/esc10-*/; do
   [ "$found" = 1 ] || continue
   for f in config.toml selection.json; do
     [ -f "$run$f" ] && cp "$run$f" "docs/results/$name/"
+  done
+  for seed in "$run"seed*/; do  # a repeated CV (cv --seeds): each seed's config too
+    [ -f "${seed}config.toml" ] && cp "${seed}config.toml" "docs/results/$name/$(basename "$seed")/"
   done
   published+=("docs/results/$name")
 done

@@ -153,6 +153,10 @@ def test_repeated_cv_with_seeds_reports_the_noise_floor(esc_root, tmp_path, caps
     text = (out / "report.md").read_text()
     assert "| fold | seed0 | seed1 | seed-to-seed std |" in text and "noise floor" in text
     assert "Ensemble of the 2 seeds" in text
+    from audiogpt2.report import summary_table
+
+    table = summary_table([out])  # one row per seed in the results summary
+    assert "| rep/seed0 | baseline |" in table and "| rep/seed1 | baseline |" in table
     capsys.readouterr()
     assert main(args) == 0 and "already done" in capsys.readouterr().out  # resumable
     assert main(["compare", f"{out}:baseline", f"{out}:baseline", "--out", str(tmp_path / "cmp")]) == 0

@@ -377,12 +377,15 @@ def summary_table(run_dirs: list[str | Path]) -> str:
         "| experiment | arm | weights | folds | accuracy | F1 (weighted) | train time |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for run_dir in run_dirs:
+    # a repeated CV contributes one row per seed, named <experiment>/seed<k>
+    named = [(d, Path(d).name) for d in run_dirs if not seed_dirs(d)]
+    named += [(s, f"{Path(d).name}/{s.name}") for d in run_dirs for s in seed_dirs(d)]
+    for run_dir, name in sorted(named, key=lambda pair: pair[1]):
         for arm, folds in collect(run_dir).items():
             s = summarise(folds)
             source = folds[s["folds"][0]]["metrics"].get("backbone_source", "")
             lines.append(
-                f"| {Path(run_dir).name} | {arm} | {_weights(run_dir, source)} | "
+                f"| {name} | {arm} | {_weights(run_dir, source)} | "
                 f"{','.join(map(str, s['folds']))} | "
                 f"{_fmt(s['accuracy'])} | {_fmt(s['f1'])} | {s['train_seconds'] / 60:.0f} min |"
             )
