@@ -92,6 +92,36 @@ def run(cache_path: str, backbone: str, out: Path, mode: str) -> None:
         torch.save({"final": held["model"].state_dict(), "block1": snapshots}, out / f"{mode}.pt")
 
 
+def syncbn_layer(out: Path) -> None:
+    """One global-batch BatchNorm step on 2 ranks x 4 samples against nn.BatchNorm2d on all 8:
+    outputs, input and weight gradients, and running statistics (saved for the test)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, 5, 4, generator=gen) * 3 + 2
+    w = torch.randn(8, 3, 5, 4, generator=gen)
+    rank = dist.get_rank()
+    ref = torch.nn.BatchNorm2d(3)
+    one_layer = torch.nn.Sequential(torch.nn.BatchNorm2d(3))
+    sync = distributed.convert_sync_batchnorm(one_layer, torch.device("cpu"))[0]
+    xs, xr = x[4 * rank : 4 * rank + 4].clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ys, yr = sync(xs), ref(xr)
+    (ys * w[4 * rank : 4 * rank + 4]).sum().backward()
+    (yr * w).sum().backward()
+    grads = torch.cat([sync.weight.grad, sync.bias.grad])
+    dist.all_reduce(grads)  # each rank holds its share of the parameter gradient
+    gathered = [torch.zeros_like(ys) for _ in range(2)], [torch.zeros_like(xs) for _ in range(2)]
+    dist.all_gather(gathered[0], ys.detach())
+    dist.all_gather(gathered[1], xs.grad)
+    if rank == 0:
+        diffs = {
+            "output": (torch.cat(gathered[0]) - yr).abs().max(),
+            "input grad": (torch.cat(gathered[1]) - xr.grad).abs().max(),
+            "weight grad": (grads - torch.cat([ref.weight.grad, ref.bias.grad])).abs().max(),
+            "running mean": (sync.running_mean - ref.running_mean).abs().max(),
+            "running var": (sync.running_var - ref.running_var).abs().max(),
+        }
+        torch.save({k: float(v) for k, v in diffs.items()}, out / "syncbn_layer.pt")
+
+
 def _average(p: torch.Tensor) -> None:
     dist.all_reduce(p.grad)
     p.grad.div_(dist.get_world_size())
@@ -101,3 +131,6 @@ if __name__ == "__main__":
     cache_arg, backbone_arg, out_arg = sys.argv[1:4]
     for m in ("ddp", "manual", "syncbn"):
         run(cache_arg, backbone_arg, Path(out_arg), m)
+    if not dist.is_initialized():
+        distributed.init(torch.device("cpu"))
+    syncbn_layer(Path(out_arg))

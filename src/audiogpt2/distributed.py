@@ -103,12 +103,16 @@ class GlooSyncBatchNorm(nn.BatchNorm2d):
         if not (self.training and dist.is_initialized()):
             return super().forward(x)
         dims = (0, 2, 3)
-        count = torch.full((1,), x.numel() / x.shape[1], dtype=x.dtype, device=x.device)
-        stats = dist_fn.all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        # Sums in float64: the variance comes from E[x^2] - E[x]^2, which in float32 loses
+        # the digits that BatchNorm's own two-pass variance keeps.
+        wide = x.double()
+        count = torch.full((1,), x.numel() / x.shape[1], dtype=torch.float64, device=x.device)
+        stats = dist_fn.all_reduce(torch.cat([wide.sum(dims), (wide * wide).sum(dims), count]))
         c = x.shape[1]
         n = stats[-1]
-        mean = stats[:c] / n
-        var = stats[c : 2 * c] / n - mean * mean
+        mean64 = stats[:c] / n
+        mean, var = mean64.to(x.dtype), (stats[c : 2 * c] / n - mean64 * mean64).to(x.dtype)
+        n = n.to(x.dtype)
         with torch.no_grad():
             m = self.momentum if self.momentum is not None else 0.1
             self.running_mean.mul_(1 - m).add_(m * mean.detach())
