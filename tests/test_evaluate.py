@@ -211,3 +211,17 @@ def test_validation_only_search_leaves_the_test_fold_unscored(small_config, smal
     metrics = json.loads((run / "fold1" / "baseline" / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and metrics["test_fold"] == 1
     assert json.loads((run / "fold1" / "baseline" / "best.history.json").read_text()) == history
+
+
+def test_seed_report_skips_a_seed_with_no_finished_fold(small_config, small_cache, tmp_path):
+    # Two processes can fill one repeated CV; the first to finish must not fail on the
+    # other's seed folder, which has no finished fold yet.
+    from audiogpt2.experiment import run_cv
+    from audiogpt2.report import build_seed_report
+
+    config = copy.deepcopy(small_config)
+    config.train.epochs = 1
+    run_cv(config, small_cache, tmp_path / "rep" / "seed0", ["baseline"], [1], progress=False)
+    (tmp_path / "rep" / "seed1" / "fold2" / "baseline").mkdir(parents=True)  # still training
+    text = build_seed_report(tmp_path / "rep").read_text()
+    assert "(1 seeds)" in text and "| 1 |" in text

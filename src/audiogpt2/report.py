@@ -240,12 +240,16 @@ def build_seed_report(run_dir: str | Path) -> Path:
     seeds = seed_dirs(run_dir)
     if not seeds:
         raise FileNotFoundError(f"no seed<k>/ folders under {run_dir}; run `audiogpt2 cv --seeds ...` first")
-    per_seed = {d.name: collect(d) for d in seeds}
+    # A seed another process is still training may have no finished fold yet: left out.
+    per_seed = {d.name: found for d in seeds if (found := collect(d))}
+    if not per_seed:
+        raise FileNotFoundError(f"no finished folds under {run_dir}/seed*/: run `audiogpt2 cv --seeds` first")
     for d in seeds:
-        build_report(d)
+        if d.name in per_seed:
+            build_report(d)
     arms = sorted({arm for found in per_seed.values() for arm in found})
-    lines = [f"# Repeated cross-validation: {run_dir.name} ({len(seeds)} seeds)", ""]
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "seeds": [d.name for d in seeds], "arms": {}}
+    lines = [f"# Repeated cross-validation: {run_dir.name} ({len(per_seed)} seeds)", ""]
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "seeds": list(per_seed), "arms": {}}
     for arm in arms:
         folds = sorted({f for found in per_seed.values() for f in found.get(arm, {})})
         acc = {
