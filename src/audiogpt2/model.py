@@ -270,8 +270,8 @@ class AudioClassifier(nn.Module):
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """CNN features as a token sequence, (batch, n_frames / 4, hidden)."""
         if x.device.type != "mps":
-            # oneDNN's and cuDNN's channels-last convolutions are faster (CNN training step
-            # about 20 % on this project's CPU); the values are the same up to float rounding.
+            # oneDNN's and cuDNN's channels-last convolutions are faster (docs/results.md,
+            # "Speed"); the values are the same up to float rounding.
             x = x.contiguous(memory_format=torch.channels_last)
         f = self.cnn(x)  # (batch, channels, tokens, bins left); (batch, 128, 25, 10) in the seed README
         f = f.permute(0, 2, 1, 3).reshape(f.shape[0], f.shape[2], -1)
