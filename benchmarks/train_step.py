@@ -39,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from audiogpt2.cache import FeatureCache
 from audiogpt2.config import Config
 from audiogpt2.model import build_model
-from audiogpt2.train import TrainingSet, configure_optimizer, make_adamw
+from audiogpt2.train import TrainingSet, configure_optimizer, make_adamw, param_groups
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
@@ -177,7 +177,7 @@ def main() -> None:
         print(f"\n[{phase}] batch {bs}, {flops / 1e9:.1f} GFLOP per step (fwd+bwd), median of "
               f"{args.steps} steps, side by side")  # fmt: skip
         for name, forward, impl, compile_step in variants(model, args.compile):
-            optimizer = make_adamw(param_groups(model, config), config.train.weight_decay, impl)
+            optimizer = make_adamw(param_groups(model, config.train), config.train.weight_decay, impl)
             opt_step = torch.compile(optimizer.step) if compile_step else optimizer.step
             t = time.perf_counter()
             sec = timed_steps(forward, optimizer, opt_step, loss_fn, batches[1:])
@@ -198,12 +198,6 @@ def cpu_bf16() -> str:
         return "unknown"
     found = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
     return ", ".join(found) if found else "none (no avx512_bf16/amx_bf16)"
-
-
-def param_groups(model: torch.nn.Module, config: Config) -> list[dict]:
-    t = config.train
-    return [{"params": model.head_parameters(), "lr": t.lr_head, "name": "head"},
-            {"params": model.backbone_parameters(), "lr": t.lr_backbone, "name": "backbone"}]  # fmt: skip
 
 
 def variants(model: torch.nn.Module, compile_model: bool) -> list[tuple]:

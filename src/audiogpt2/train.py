@@ -88,10 +88,15 @@ def configure_optimizer(model: AudioClassifier, config: Config) -> torch.optim.A
     lr_head. Frozen parameters sit in the backbone group with no gradient, so unfreezing
     only flips ``requires_grad`` and the optimizer and its state are never rebuilt."""
     t = config.train
+    return make_adamw(param_groups(model, t), t.weight_decay, t.optimizer_impl)
+
+
+def param_groups(model: AudioClassifier, t: TrainConfig) -> list[dict[str, Any]]:
+    """The head group (CNN, projection, head) and, with a transformer, the backbone group."""
     groups = [{"params": model.head_parameters(), "lr": t.lr_head, "name": "head"}]
     if model.backbone is not None:
         groups.append({"params": model.backbone_parameters(), "lr": t.lr_backbone, "name": "backbone"})
-    return make_adamw(groups, t.weight_decay, t.optimizer_impl)
+    return groups
 
 
 def make_adamw(groups: list[dict[str, Any]], weight_decay: float, impl: str) -> torch.optim.AdamW:
