@@ -200,10 +200,12 @@ def test_validation_only_search_leaves_the_test_fold_unscored(small_config, smal
     from audiogpt2.experiment import run_cv
 
     config = copy.deepcopy(small_config)
-    config.train.epochs = 2
+    config.train.epochs, config.train.average_epochs = 2, 2
     run = tmp_path / "search"
     summary = run_cv(config, small_cache, run, ["baseline"], [1], progress=False, score_test=False)
     assert summary.name == "validation.md" and "| baseline | 1 | 2 |" in summary.read_text()
+    averaged = json.loads((run / "fold1" / "baseline" / "best.average.json").read_text())
+    assert f"| {averaged['val_acc']:.3f} ({averaged['val_loss']:.3f}) |" in summary.read_text()
     assert not (run / "fold1" / "baseline" / "metrics.json").exists()
     history = json.loads((run / "fold1" / "baseline" / "best.history.json").read_text())
     report = run_cv(config, small_cache, run, ["baseline"], [1], progress=False)

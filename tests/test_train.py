@@ -279,3 +279,28 @@ def test_adamw_implementations_compute_the_same_update(impl):
     assert not torch.equal(reference[0], start[0])  # training moved the weights
     for a, b in zip(reference, other):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_weight_average_of_the_last_epochs_is_saved_and_resumes_exactly(small_config, small_cache, tmp_path):
+    import json
+
+    config = _recipe(small_config)
+    config.train.average_epochs = 2  # of 3: epochs 2 and 3
+    result, states = _snapshots(config, small_cache, tmp_path / "avg", arm="finetuned")
+    best = tmp_path / "avg" / "finetuned" / "best.pt"
+    saved = safe_torch_load(best)
+    assert saved["metrics"]["averaged_epochs"] == "2-3"
+    for k, v in saved["model"].items():
+        if v.is_floating_point():
+            expected = (states[2]["model"][k] + states[3]["model"][k]) / 2
+            torch.testing.assert_close(v, expected, rtol=1e-6, atol=1e-7)
+    # the average is not the last epoch's weights, and is scored on validation for the record
+    assert not torch.equal(saved["model"]["head.0.weight"], states[3]["model"]["head.0.weight"])
+    record = json.loads(best.with_name("best.average.json").read_text())
+    assert record["val_acc"] == result.best_val_acc and result.best_epoch == 3
+
+    _, cut = _full_and_interrupted(config, small_cache, tmp_path, 2)  # inside the window
+    train_arm(config, small_cache, "finetuned", cut, resume=True, progress=False)
+    a = safe_torch_load(tmp_path / "full" / "best.pt")["model"]
+    b = safe_torch_load(cut)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -234,6 +234,10 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0 = no clipping
+    # 0: the saved model is the epoch with the best validation accuracy (the seed README).
+    # N > 0: it is the average of the weights (and BatchNorm statistics) after each of the
+    # last N epochs, so no epoch is picked by a small, noisy validation set.
+    average_epochs: int = 0
     # epoch (1-based, unfrozen at its start) -> backbone block index
     unfreeze: dict[str, int] = field(default_factory=lambda: {"5": 0, "10": 1, "15": 2})
     # "schedule": the baseline follows the fine-tuned arm's freezing schedule (weights are
@@ -267,6 +271,10 @@ class TrainConfig:
             raise ConfigError(f"train.schedule={self.schedule!r}: use 'plateau' or 'cosine'")
         if self.warmup_epochs < 0 or self.grad_clip < 0:
             raise ConfigError("train.warmup_epochs and train.grad_clip must be >= 0")
+        if not 0 <= self.average_epochs <= self.epochs:
+            raise ConfigError(
+                f"train.average_epochs={self.average_epochs} must be in 0..train.epochs ({self.epochs})"
+            )
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"train.label_smoothing={self.label_smoothing} must be in [0, 1)")
         if not 0 < self.plateau_factor < 1:

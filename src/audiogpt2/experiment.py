@@ -72,8 +72,8 @@ def run_fold(
     result = train_arm(config, cache, arm, out_dir / "best.pt", resume=resume, progress=progress)
     if not score_test:
         log.info(
-            f"fold {fold} {arm}: best validation accuracy {result.best_val_acc:.4f} at epoch "
-            f"{result.best_epoch}; test fold not scored (--validation-only)"
+            f"fold {fold} {arm}: saved model's validation accuracy {result.best_val_acc:.4f} "
+            f"(epoch {result.best_epoch}); test fold not scored (--validation-only)"
         )
         return {}
     evaluated = time.time()
@@ -82,6 +82,7 @@ def run_fold(
         fold=fold,
         best_epoch=result.best_epoch,
         best_val_acc=result.best_val_acc,
+        best_val_loss=result.best_val_loss,
         epochs_run=len(result.history),
         # every epoch of every segment (a resumed run's earlier ones included) plus evaluation
         train_seconds=sum(h["seconds"] for h in result.history) + time.time() - evaluated,

@@ -141,13 +141,15 @@ def arm_section(run_dir: Path, arm: str, folds: dict[int, Any], s: dict[str, Any
 
 def build_validation_summary(run_dir: str | Path, last: int = 10) -> Path:
     """validation.md of a ``cv --validation-only`` search: per fold and arm the best
-    validation accuracy (optimistic: the best of many epochs) and the mean over the last
-    ``last`` epochs (not picked, so a fairer basis for choosing between recipes)."""
+    validation accuracy (optimistic: the best of many epochs), the mean over the last
+    ``last`` epochs (not picked, so a fairer basis for choosing between recipes) and, with
+    ``train.average_epochs``, the weight-averaged model's (not picked either)."""
     run_dir = Path(run_dir)
     lines = [f"# Validation only: {run_dir.name} (test folds not scored)", "",
-             f"| arm | fold | epochs | best val acc (epoch) | mean val acc, last {last} epochs |",
-             "| --- | --- | --- | --- | --- |"]  # fmt: skip
-    rows: dict[str, list[float]] = {}
+             f"| arm | fold | epochs | best val acc (epoch) | mean val acc, last {last} epochs "
+             "| averaged model: val acc (loss) |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    rows: dict[str, list[tuple[float, float]]] = {}
     for path in sorted(run_dir.glob("fold*/*/best.history.json")):
         history = json.loads(path.read_text())
         if not history:
@@ -155,11 +157,16 @@ def build_validation_summary(run_dir: str | Path, last: int = 10) -> Path:
         acc = [h["val_acc"] for h in history]
         best = int(np.argmax(acc))
         tail = float(np.mean(acc[-last:]))
+        average_path = path.with_name("best.average.json")
+        average = json.loads(average_path.read_text()) if average_path.is_file() else None
+        shown = f"{average['val_acc']:.3f} ({average['val_loss']:.3f})" if average else "-"
         arm, fold = path.parent.name, path.parent.parent.name.removeprefix("fold")
-        rows.setdefault(arm, []).append(tail)
-        lines.append(f"| {arm} | {fold} | {len(acc)} | {acc[best]:.3f} ({best + 1}) | {tail:.3f} |")
-    for arm, tails in rows.items():
-        lines.append(f"| {arm} | mean | | | {np.mean(tails):.3f} |")
+        rows.setdefault(arm, []).append((tail, average["val_acc"] if average else float("nan")))
+        lines.append(f"| {arm} | {fold} | {len(acc)} | {acc[best]:.3f} ({best + 1}) | {tail:.3f} | {shown} |")
+    for arm, scores in rows.items():
+        tails, averaged = zip(*scores)
+        mean_avg = "-" if any(np.isnan(averaged)) else f"{np.mean(averaged):.3f}"
+        lines.append(f"| {arm} | mean | | | {np.mean(tails):.3f} | {mean_avg} |")
     return atomic_write_text(run_dir / "validation.md", "\n".join(lines) + "\n")
 
 
@@ -204,8 +211,10 @@ def build_report(run_dir: str | Path) -> Path:
 
 def _validation_rank(fold: dict[str, Any]) -> tuple[float, float]:
     """Higher validation accuracy first; ties (common with 64 validation clips) go to the
-    lower validation loss at that epoch."""
+    lower validation loss of the saved model."""
     metrics = fold["metrics"]
+    if "best_val_loss" in metrics:
+        return metrics["best_val_acc"], -metrics["best_val_loss"]
     at_best = [h for h in fold["history"] if h["epoch"] == metrics.get("best_epoch")]
     return metrics["best_val_acc"], -(at_best[0]["val_loss"] if at_best else float("inf"))
 

@@ -143,6 +143,7 @@ class TrainResult:
     best_epoch: int
     best_val_acc: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    best_val_loss: float = float("inf")
 
 
 @dataclass
@@ -152,9 +153,11 @@ class TrainState:
 
     epoch: int = 0
     best_val_acc: float = -1.0
+    best_val_loss: float = float("inf")
     best_epoch: int = 0
     stale: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    averaged: int = 0  # epochs in the weight average so far (train.average_epochs)
 
     def update(self, record: dict[str, Any]) -> bool:
         """Record one epoch's results; True when validation accuracy improved."""
@@ -162,7 +165,8 @@ class TrainState:
         self.history.append(record)
         improved = record["val_acc"] > self.best_val_acc
         if improved:
-            self.best_val_acc, self.best_epoch, self.stale = record["val_acc"], self.epoch, 0
+            self.best_val_acc, self.best_val_loss = record["val_acc"], record["val_loss"]
+            self.best_epoch, self.stale = self.epoch, 0
         else:
             self.stale += 1
         return improved
@@ -172,7 +176,8 @@ class TrainState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainState:
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        # fields added since an older checkpoint was written keep their defaults
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
 def _silent(*_: Any) -> None:
@@ -182,6 +187,11 @@ def _silent(*_: Any) -> None:
 def checkpoint_paths(best: Path) -> tuple[Path, Path]:
     """(last-epoch checkpoint, history JSON) stored beside ``best``."""
     return best.with_name(best.stem + ".last.pt"), best.with_name(best.stem + ".history.json")
+
+
+def average_record_path(best: Path) -> Path:
+    """Validation scores of the weight-averaged model (train.average_epochs), beside ``best``."""
+    return best.with_name(best.stem + ".average.json")
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, t: TrainConfig, steps_per_epoch: int) -> Any:
@@ -221,6 +231,20 @@ class Run:
     header: dict[str, Any]  # what every checkpoint of this arm carries besides its weights
     compile: bool = False
     wrapped: tuple[bool, ...] | None = None  # trainable set the current DDP wrapper covers
+    average: dict[str, torch.Tensor] | None = None  # running mean of the weights (average_epochs)
+
+    def add_to_average(self, state: TrainState) -> None:
+        """Fold the current weights and BatchNorm statistics into the running mean."""
+        now = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.average is None or state.averaged == 0:
+            self.average = now
+        else:
+            for k, v in now.items():
+                if v.is_floating_point():
+                    self.average[k] += (v - self.average[k]) / (state.averaged + 1)
+                else:  # counters such as BatchNorm's num_batches_tracked: the latest
+                    self.average[k] = v
+        state.averaged += 1
 
     def prepare_forward(self) -> None:
         """Under torchrun, a DistributedDataParallel wrapper over the parameters that train
@@ -310,6 +334,7 @@ def save_checkpoints(run: Run, state: TrainState, improved: bool, best_path: Pat
         **state.to_dict(),
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(),
+        "average": run.average,
     }
     atomic_torch_save(last, last_path, "checkpoint")
     atomic_write_json(history_path, state.history)
@@ -332,6 +357,7 @@ def resume_state(run: Run, last_path: Path, log: Callable) -> TrainState:
         load_weights(run.model, saved["model"])
         run.optimizer.load_state_dict(saved["optimizer"])
         run.scheduler.load_state_dict(saved["scheduler"])
+        run.average = saved.get("average")
     except (RuntimeError, ValueError, KeyError) as exc:
         raise TrainingError(
             f"{last_path} holds another architecture or optimizer layout ({str(exc).splitlines()[0]}); "
@@ -401,8 +427,10 @@ def train_arm(
             write_config(config, best_path.parent)
             remove_torn_writes(best_path)
         _epochs(run, config, cache, state, best_path, progress, on_epoch_end, log)
+        if config.train.average_epochs and state.averaged:
+            save_average(run, config, cache, state, best_path, log)
     distributed.barrier()  # the checkpoints rank 0 wrote are complete for every rank
-    return TrainResult(best_path, state.best_epoch, state.best_val_acc, state.history)
+    return TrainResult(best_path, state.best_epoch, state.best_val_acc, state.history, state.best_val_loss)
 
 
 def _epochs(
@@ -430,6 +458,8 @@ def _epochs(
                   "val_acc": val_acc, "lr_head": lrs["head"], "lr_backbone": lrs.get("backbone"),
                   "trainable_blocks": blocks, "seconds": time.time() - began}  # fmt: skip
         improved = state.update(record)
+        if t.average_epochs and epoch > t.epochs - t.average_epochs:
+            run.add_to_average(state)
         log(_describe_epoch(record, t.epochs, state.history))
         if run.rank == 0:
             save_checkpoints(run, state, improved, best_path, log)
@@ -438,6 +468,29 @@ def _epochs(
         if state.stale >= t.early_stop_patience:
             log(f"Early stopping: no validation improvement for {state.stale} epochs")
             break
+
+
+def save_average(
+    run: Run, config: Config, cache: FeatureCache, state: TrainState, best_path: Path, log: Callable
+) -> None:
+    """Replace the best checkpoint by the weight average of the last epochs, scored on the
+    validation set for the record (it was not chosen by it)."""
+    last_epochs = f"{state.epoch - state.averaged + 1}-{state.epoch}"
+    trained = {k: v.clone() for k, v in run.model.state_dict().items()}
+    run.model.load_state_dict(run.average)
+    val_acc, val_loss = validate(run, config, cache)
+    if run.rank == 0:
+        checkpoint = {
+            **run.header,
+            "model": run.model.state_dict(),
+            "epoch": state.epoch,
+            "metrics": {"val_acc": val_acc, "val_loss": val_loss, "averaged_epochs": last_epochs},
+        }
+        atomic_torch_save(checkpoint, best_path, "checkpoint")
+        atomic_write_json(average_record_path(best_path), checkpoint["metrics"])
+    run.model.load_state_dict(trained)  # the model object stays the last epoch's, as resumed
+    state.best_epoch, state.best_val_acc, state.best_val_loss = state.epoch, val_acc, val_loss
+    log(f"Saved the average of epochs {last_epochs}: Val Acc={val_acc:.4f}, Val Loss={val_loss:.4f}")
 
 
 def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
