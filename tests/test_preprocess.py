@@ -54,6 +54,29 @@ def test_cache_is_reused_then_rebuilt_when_settings_or_files_change(
     assert touched.key != changed.key
 
 
+def test_a_moved_dataset_keeps_its_cache_but_changed_bytes_rebuild(esc_root, tiny_gpt2_dir, tmp_path, capsys):
+    # Copying the dataset to another disk or machine gives new paths and modification
+    # times: the cache (and the checkpoints keyed by it) must stay valid; an edit of the
+    # same size must not.
+    import os
+
+    first_root, moved_root = tmp_path / "a" / "ESC-50", tmp_path / "b" / "ESC-50"
+    shutil.copytree(esc_root, first_root)
+    first = preprocess(load_config(overrides=small_overrides(first_root, tiny_gpt2_dir, tmp_path / "c.pt")))
+    shutil.copytree(first_root, moved_root)
+    for wav in (moved_root / "audio").glob("*.wav"):
+        os.utime(wav, (1_000_000_000, 1_000_000_000))
+    capsys.readouterr()
+    over = small_overrides(moved_root, tiny_gpt2_dir, tmp_path / "c.pt")
+    moved = preprocess(load_config(overrides=over))
+    assert moved.key == first.key and "Using cached features" in capsys.readouterr().out
+    wav = sorted((moved_root / "audio").glob("*.wav"))[0]
+    data = bytearray(wav.read_bytes())
+    data[-2:] = bytes([data[-2] ^ 1, data[-1]])  # one sample's low bit, same size
+    wav.write_bytes(bytes(data))
+    assert preprocess(load_config(overrides=over)).key != first.key
+
+
 def test_bad_audio_is_reported_and_skipped(esc_root, tiny_gpt2_dir, tmp_path, capsys):
     root = tmp_path / "ESC-50"
     shutil.copytree(esc_root, root)
