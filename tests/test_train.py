@@ -244,7 +244,7 @@ def test_resume_refuses_a_checkpoint_of_other_data(small_config, small_cache, tm
         train_arm(config, other, "baseline", path, resume=True, progress=False)
     other = copy.copy(small_cache)
     other.key = "another dataset"
-    with pytest.raises(TrainingError, match="another dataset"):
+    with pytest.raises(TrainingError, match="other audio files or feature settings"):
         train_arm(config, other, "baseline", path, resume=True, progress=False)
     wider = copy.deepcopy(config)
     wider.model.head_hidden = 32

@@ -344,15 +344,18 @@ def resume_state(run: Run, last_path: Path, log: Callable) -> TrainState:
     """Restore model, optimizer and scheduler from ``last_path``; refuse a checkpoint of
     another arm, fold, dataset or architecture in one line."""
     saved, base = safe_torch_load(last_path, "checkpoint"), run.header
-    checks = (("arm", "arm"), ("test_fold", "test fold"), ("classes", "classes"), ("data_key", "data"))
-    for key, what in checks:
+    for key, what in (("arm", "arm"), ("test_fold", "test fold"), ("classes", "classes")):
         if saved.get(key) != base[key]:
-            shown = "another dataset or feature settings" if key == "data_key" else repr(saved.get(key))
             raise TrainingError(
-                f"{last_path} was trained with {what} {shown}, not this run's "
-                f"{'dataset' if key == 'data_key' else repr(base[key])}: not resumable. "
-                "Use another output path, or delete it to start over."
+                f"{last_path} was trained with {what} {saved.get(key)!r}, not this run's "
+                f"{base[key]!r}: not resumable. Use another output path, or delete it to start over."
             )
+    if saved.get("data_key") != base["data_key"]:
+        raise TrainingError(
+            f"{last_path} was trained on other audio files or feature settings than this run's "
+            "feature cache: not resumable. Resume with the config it was trained with (its "
+            "config.toml), use another output path, or delete it to start over."
+        )
     try:
         load_weights(run.model, saved["model"])
         run.optimizer.load_state_dict(saved["optimizer"])
