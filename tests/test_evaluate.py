@@ -209,7 +209,7 @@ def test_validation_only_search_leaves_the_test_fold_unscored(small_config, smal
     assert not (run / "fold1" / "baseline" / "metrics.json").exists()
     history = json.loads((run / "fold1" / "baseline" / "best.history.json").read_text())
     report = run_cv(config, small_cache, run, ["baseline"], [1], progress=False)
-    assert report.name == "report.md"
+    assert report.name == "report.md" and "| 1-2 (mean) | 2 |" in report.read_text()
     metrics = json.loads((run / "fold1" / "baseline" / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and metrics["test_fold"] == 1
     assert json.loads((run / "fold1" / "baseline" / "best.history.json").read_text()) == history

@@ -22,9 +22,11 @@ def collect(run_dir: str | Path) -> dict[str, dict[int, dict[str, Any]]]:
         arm = metrics_path.parent.name
         fold = int(metrics_path.parent.parent.name.removeprefix("fold"))
         history_path = metrics_path.parent / "best.history.json"
+        average_path = metrics_path.parent / "best.average.json"
         found.setdefault(arm, {})[fold] = {
             "metrics": json.loads(metrics_path.read_text()),
             "history": json.loads(history_path.read_text()) if history_path.is_file() else [],
+            "average": json.loads(average_path.read_text()) if average_path.is_file() else None,
         }
     return found
 
@@ -40,7 +42,12 @@ def summarise(folds: dict[int, dict[str, Any]]) -> dict[str, Any]:
         out[name] = {"mean": float(np.mean(values)), "std": std}
     out["train_seconds"] = float(sum(folds[f]["metrics"].get("train_seconds", 0) for f in folds))
     out["epochs_run"] = [folds[f]["metrics"].get("epochs_run") for f in sorted(folds)]
-    out["best_epoch"] = [folds[f]["metrics"].get("best_epoch") for f in sorted(folds)]
+    # the saved model: the best-validation epoch, or the epochs whose weights were averaged
+    out["best_epoch"] = [
+        f"{folds[f]['average']['averaged_epochs']} (mean)" if folds[f].get("average")
+        else folds[f]["metrics"].get("best_epoch")
+        for f in sorted(folds)
+    ]
     return out
 
 
@@ -103,7 +110,7 @@ def arm_section(run_dir: Path, arm: str, folds: dict[int, Any], s: dict[str, Any
     lines = [
         f"## {arm}",
         "",
-        "| fold | accuracy | F1 | best epoch | epochs run |",
+        "| fold | accuracy | F1 | saved epoch | epochs run |",
         "| --- | --- | --- | --- | --- |",
     ]
     for i, fold in enumerate(s["folds"]):
