@@ -99,3 +99,35 @@ def test_timeline_picture_and_csv_of_a_long_file(checkpoint, tmp_path, capsys):
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == len(Classifier.from_checkpoint(checkpoint).window_starts(12 * sr)) > 1
     assert float(rows[-1]["end_s"]) == 12.0 and all(0 <= float(r["probability"]) <= 1 for r in rows)
+
+
+def test_ensemble_averages_its_members_and_refuses_other_classes(
+    checkpoint, small_cache, esc_root, tmp_path, capsys
+):
+    from audiogpt2.config import load_config
+    from audiogpt2.io import atomic_torch_save, safe_torch_load
+    from audiogpt2.predict import EnsembleError
+
+    from helpers import small_overrides
+
+    over = {**small_overrides(esc_root, "none", tmp_path / "c.pt"), "train.epochs": 1}
+    other = train_arm(load_config(overrides=over), small_cache, "baseline", tmp_path / "b.pt", progress=False)
+    wav = esc_root / "audio" / small_cache.names[0]
+
+    def probs(*args):
+        capsys.readouterr()  # training's log lines
+        assert main(["predict", str(checkpoint), str(wav), "--json", "--top-k", "99", *args]) == 0
+        top = json.loads(capsys.readouterr().out)["predictions"][0]["top"]
+        return {t["label"]: t["probability"] for t in top}
+
+    a, b = probs(), Classifier.from_checkpoint(other.best_checkpoint).predict_file(wav)
+    b = dict(zip(b.labels, b.probabilities))
+    both = probs("--ensemble", str(other.best_checkpoint))
+    for label in a:
+        assert both[label] == pytest.approx((a[label] + b[label]) / 2, abs=1e-6)
+
+    renamed = safe_torch_load(other.best_checkpoint, "checkpoint")
+    renamed["classes"] = [f"x{c}" for c in renamed["classes"]]
+    atomic_torch_save(renamed, tmp_path / "renamed.pt", "checkpoint")
+    with pytest.raises(EnsembleError, match="renamed.pt has other classes"):
+        Classifier.ensemble([checkpoint, tmp_path / "renamed.pt"])

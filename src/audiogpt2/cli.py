@@ -123,6 +123,7 @@ EXAMPLES = {
     "predict": [
         "audiogpt2 predict models/best_model.pt clip.wav --top-k 3",
         "audiogpt2 predict models/best_model.pt long_recording.flac --timeline --timeline-dir timelines/",
+        "audiogpt2 predict runs/r/seed0/fold1/baseline/best.pt clip.wav --ensemble runs/r/seed1/fold1/baseline/best.pt",  # noqa: E501
     ],
     "export": [
         "audiogpt2 export models/best_model.pt exported/",
@@ -231,6 +232,8 @@ def build_parser() -> Parser:
         help="also draw each file's timeline as DIR/<file>.png and write DIR/<file>.csv",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--ensemble", action="append", default=[], metavar="CHECKPOINT",
+                   help="average with this checkpoint or export too, e.g. another seed's (repeatable)")  # noqa: E501
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
 
     p = command("export", help="write a checkpoint as safetensors or ONNX for other runtimes")
@@ -272,7 +275,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"(looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
         )
     try:
-        clf = Classifier.from_pretrained(args.checkpoint, args.device)
+        clf = Classifier.ensemble([args.checkpoint, *args.ensemble], args.device)
     except FileNotFoundError as exc:
         from audiogpt2.config import PathsConfig
         from audiogpt2.experiment import latest_checkpoint

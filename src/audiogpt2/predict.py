@@ -28,6 +28,10 @@ class NoAudioError(AudioGPT2Error):
     """Nothing to classify: the inputs hold no audio files."""
 
 
+class EnsembleError(AudioGPT2Error, ValueError):
+    """Models that cannot be averaged (other classes or front end)."""
+
+
 @dataclass
 class Prediction:
     labels: list[str]  # all classes, most probable first
@@ -79,6 +83,8 @@ class Classifier:
         self.config = info.config
         self.classes: list[str] = list(info.classes)
         self.device = device
+        # (model, its augment settings): one, or several averaged (Classifier.ensemble)
+        self.members: list[tuple[torch.nn.Module, AugmentConfig]] = [(self.model, self.config.augment)]
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> Classifier:
@@ -97,6 +103,22 @@ class Classifier:
         select_device(device)  # one clear line when the device does not exist here
         model, info = load_checkpoint(path)
         return cls(model, info, device)
+
+    @classmethod
+    def ensemble(cls, paths: list[str | Path], device: str = "cpu") -> Classifier:
+        """Checkpoints or exports of one task (for example a repeated CV's seeds for one
+        fold) whose probabilities are averaged; they must share classes and audio settings."""
+        first = cls.from_pretrained(paths[0], device)
+        for path in paths[1:]:
+            other = cls.from_pretrained(path, device)
+            if other.classes != first.classes or other.config.audio != first.config.audio:
+                what = "classes" if other.classes != first.classes else "audio settings"
+                raise EnsembleError(
+                    f"{path} has other {what} than {paths[0]}; an ensemble needs models of one "
+                    "task with one front end (train them with the same config and data)"
+                )
+            first.members.append((other.model, other.config.augment))
+        return first
 
     def window_starts(self, n_samples: int) -> list[int]:
         window = self.config.audio.clip_samples
@@ -124,8 +146,11 @@ class Classifier:
         return feats, starts, len(y)
 
     def window_proba(self, feats: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Probabilities of each window's features (a batch may mix several recordings)."""
-        return predict_proba(self.model, feats, self.config.augment, self.device, batch_size)
+        """Probabilities of each window's features (a batch may mix several recordings),
+        averaged over the ensemble's members."""
+        return np.mean(
+            [predict_proba(model, feats, aug, self.device, batch_size) for model, aug in self.members], axis=0
+        )
 
     def prediction(self, probs: np.ndarray, starts: list[int], n_samples: int) -> Prediction:
         """One recording's result from its windows' probabilities."""
