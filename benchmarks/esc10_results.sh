@@ -54,3 +54,13 @@ done
 #    Published: folds split over two single-thread jobs side by side.
 audiogpt2 cv --name esc10-recipe-32k --config configs/recipe.toml --data "$DATA" --subset esc10 \
   --cache data/preprocessed/esc10-recipe-32k.pt --backbone none --arms baseline --threads 1 --seeds 0,1
+# 9. Third round: weight averaging. The search (folds 1-2, validation only, test folds
+#    never scored; the rule is in configs/search/average.toml), then the final recipe
+#    (configs/recipe.toml: step 8 plus the mean of the last 20 epochs' weights), three
+#    seeds on every fold, and their ensemble (report.md). Published: seed 0's folds 1-2 are
+#    the search runs, scored afterwards; folds split over two single-thread jobs.
+audiogpt2 cv --name esc10-search-average --config configs/search/average.toml --data "$DATA" --subset esc10 \
+  --cache data/preprocessed/esc10-search-average.pt --backbone none --arms baseline --threads 1 \
+  --fold 1 --fold 2 --validation-only
+audiogpt2 cv --name esc10-recipe-avg --config configs/recipe.toml --data "$DATA" --subset esc10 \
+  --cache data/preprocessed/esc10-recipe-avg.pt --backbone none --arms baseline --threads 1 --seeds 0,1,2

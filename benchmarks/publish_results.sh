@@ -13,8 +13,13 @@ for run in runs/esc10-*/; do
     dest="docs/results/$name/${dir#"$run"}"
     mkdir -p "$dest"
     cp "$metrics" "$dest/"
-    [ -f "$dir/best.history.json" ] && cp "$dir/best.history.json" "$dest/"
+    for f in best.history.json best.average.json; do
+      [ -f "$dir/$f" ] && cp "$dir/$f" "$dest/"
+    done
   done
+  if [ -f "${run}validation.md" ]; then  # a recipe search (cv --validation-only)
+    mkdir -p docs/searches && cp "${run}validation.md" "docs/searches/$name.md"
+  fi
   [ "$found" = 1 ] || continue
   for f in config.toml selection.json; do
     [ -f "$run$f" ] && cp "$run$f" "docs/results/$name/"

@@ -64,6 +64,7 @@ def test_predict_model_and_health(client, checkpoint):
     info = client.get("/v1/model").json()
     assert sorted(info["classes"]) == sorted(expected.labels)
     assert info["arm"] == "baseline" and info["sample_rate"] == 16000 and "validation" in info
+    assert info["ensemble_members"] == 1
     assert client.get("/healthz").json() == {"status": "ok"}
     assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
 
@@ -173,3 +174,20 @@ def test_page_in_headless_chromium(checkpoint, tmp_path):
             browser.quit()
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_an_ensemble_serves_the_mean_of_its_members(checkpoint):
+    from fastapi.testclient import TestClient
+
+    from audiogpt2.predict import Classifier
+    from audiogpt2.serve import create_app
+
+    wav = _wav(3.0, seed=2)
+    alone = Classifier.from_pretrained(checkpoint).predict(*sf.read(io.BytesIO(wav)))
+    with TestClient(create_app([checkpoint, checkpoint], page=False)) as c:
+        assert c.get("/v1/model").json()["ensemble_members"] == 2
+        top = c.post("/v1/predict?top_k=1", files={"file": ("x.wav", wav, "audio/wav")}).json()["top"][0]
+    # two copies of one model: their mean is that model's answer
+    assert top["label"] == alone.labels[0]
+    assert top["probability"] == pytest.approx(alone.probabilities[0], abs=1e-5)
+

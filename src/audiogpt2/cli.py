@@ -253,6 +253,8 @@ def build_parser() -> Parser:
                    help="micro-batching: longest wait for more requests (default 10)")  # fmt: skip
     p.add_argument("--max-seconds", type=float, default=600.0, help="longest audio accepted (default 600)")
     p.add_argument("--no-page", action="store_true", help="API only, no web page at /")
+    p.add_argument("--ensemble", action="append", default=[], metavar="CHECKPOINT",
+                   help="average with this checkpoint or export too (repeatable)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
 
     p = command("download", help="download a dataset (network)")
@@ -371,7 +373,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         hint = "pip install 'audiogpt2[serve]'"
         raise ConfigError(f"serve needs the [serve] extra ({exc.name} is missing): {hint}") from None
-    serve(args.checkpoint, args.host, args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+    paths = [args.checkpoint, *args.ensemble] if args.ensemble else args.checkpoint
+    serve(paths, args.host, args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
           max_seconds=args.max_seconds, page=not args.no_page, device=args.device)  # fmt: skip
     return 0
 

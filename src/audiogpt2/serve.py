@@ -137,15 +137,17 @@ async def _audio_bytes(request: Request, max_bytes: int) -> bytes | JSONResponse
 
 
 def create_app(
-    model_path: str | Path,
+    model_path: str | Path | list[str | Path],
     max_batch: int = 16,
     max_wait_ms: float = 10.0,
     max_seconds: float = 600.0,
     page: bool = True,
     device: str = "cpu",
 ) -> FastAPI:
-    """The FastAPI application: /v1/predict, /v1/model, /healthz, /docs and the page at /."""
-    classifier = Classifier.from_pretrained(model_path, device)
+    """The FastAPI application: /v1/predict, /v1/model, /healthz, /docs and the page at /.
+    Several model paths serve their ensemble (probabilities averaged)."""
+    paths = model_path if isinstance(model_path, list) else [model_path]
+    classifier = Classifier.ensemble(paths, device)
     batcher = MicroBatcher(classifier, max_batch, max_wait_ms)
     sr = classifier.config.audio.sample_rate
     n_classes = len(classifier.classes)
@@ -217,6 +219,7 @@ def model_summary(classifier: Classifier) -> dict[str, Any]:
         "sample_rate": config.audio.sample_rate,
         "window_seconds": config.audio.clip_seconds,
         "tta": config.augment.tta,
+        "ensemble_members": len(classifier.members),
     }
 
 
@@ -294,10 +297,13 @@ def feature_picture(feats: np.ndarray, classifier: Classifier) -> np.ndarray:
     return image
 
 
-def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+def serve(
+    model_path: str | list[str], host: str = "127.0.0.1", port: int = 8000, **options: Any
+) -> None:
     """Run the server until interrupted."""
     import uvicorn
 
     app = create_app(model_path, **options)
-    log.info(f"Serving {model_path} on http://{host}:{port}/ (API docs at /docs)")
+    shown = " + ".join(model_path) if isinstance(model_path, list) else model_path
+    log.info(f"Serving {shown} on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
