@@ -22,13 +22,18 @@ def collect(run_dir: str | Path) -> dict[str, dict[int, dict[str, Any]]]:
         arm = metrics_path.parent.name
         fold = int(metrics_path.parent.parent.name.removeprefix("fold"))
         history_path = metrics_path.parent / "best.history.json"
-        average_path = metrics_path.parent / "best.average.json"
         found.setdefault(arm, {})[fold] = {
             "metrics": json.loads(metrics_path.read_text()),
             "history": json.loads(history_path.read_text()) if history_path.is_file() else [],
-            "average": json.loads(average_path.read_text()) if average_path.is_file() else None,
+            "average": _average_record(metrics_path.parent),
         }
     return found
+
+
+def _average_record(arm_dir: Path) -> dict[str, Any] | None:
+    """The weight-averaged model's validation record (train.average_epochs), if any."""
+    path = arm_dir / "best.average.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def summarise(folds: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -164,8 +169,7 @@ def build_validation_summary(run_dir: str | Path, last: int = 10) -> Path:
         acc = [h["val_acc"] for h in history]
         best = int(np.argmax(acc))
         tail = float(np.mean(acc[-last:]))
-        average_path = path.with_name("best.average.json")
-        average = json.loads(average_path.read_text()) if average_path.is_file() else None
+        average = _average_record(path.parent)
         shown = f"{average['val_acc']:.3f} ({average['val_loss']:.3f})" if average else "-"
         arm, fold = path.parent.name, path.parent.parent.name.removeprefix("fold")
         rows.setdefault(arm, []).append((tail, average["val_acc"] if average else float("nan")))
