@@ -25,7 +25,10 @@ for run in runs/esc10-*/; do
     [ -f "$run$f" ] && cp "$run$f" "docs/results/$name/"
   done
   for seed in "$run"seed*/; do  # a repeated CV (cv --seeds): each seed's config too
-    [ -f "${seed}config.toml" ] && cp "${seed}config.toml" "docs/results/$name/$(basename "$seed")/"
+    dest="docs/results/$name/$(basename "$seed")"
+    if [ -f "${seed}config.toml" ] && [ -d "$dest" ]; then  # a seed with no finished fold: skipped
+      cp "${seed}config.toml" "$dest/"
+    fi
   done
   published+=("docs/results/$name")
 done
