@@ -373,9 +373,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         hint = "pip install 'audiogpt2[serve]'"
         raise ConfigError(f"serve needs the [serve] extra ({exc.name} is missing): {hint}") from None
-    paths = [args.checkpoint, *args.ensemble] if args.ensemble else args.checkpoint
-    serve(paths, args.host, args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-          max_seconds=args.max_seconds, page=not args.no_page, device=args.device)  # fmt: skip
+    serve([args.checkpoint, *args.ensemble], args.host, args.port, max_batch=args.max_batch,
+          max_wait_ms=args.max_wait_ms, max_seconds=args.max_seconds, page=not args.no_page,
+          device=args.device)  # fmt: skip
     return 0
 
 

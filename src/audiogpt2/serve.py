@@ -300,10 +300,10 @@ def feature_picture(feats: np.ndarray, classifier: Classifier) -> np.ndarray:
 def serve(
     model_path: str | list[str], host: str = "127.0.0.1", port: int = 8000, **options: Any
 ) -> None:
-    """Run the server until interrupted."""
+    """Run the server until interrupted (several model paths: their ensemble)."""
     import uvicorn
 
     app = create_app(model_path, **options)
-    shown = " + ".join(model_path) if isinstance(model_path, list) else model_path
+    shown = " + ".join(map(str, model_path)) if isinstance(model_path, list) else model_path
     log.info(f"Serving {shown} on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
