@@ -121,8 +121,10 @@ def build_cache(
     seed: int = 0,
     workers: int = 0,
     progress: bool = True,
+    key: str | None = None,
 ) -> FeatureCache:
-    """Compute features for every clip in parallel; unreadable clips are reported, not fatal."""
+    """Compute features for every clip in parallel; unreadable clips are reported, not fatal.
+    ``key``: the cache key when the caller already computed it (it reads every file)."""
     workers = workers or os.cpu_count() or 1
     limit_blas_threads()  # bit-identical features in every process (see limit_blas_threads)
     n_var = 1 + aug.variants
@@ -165,7 +167,7 @@ def build_cache(
         names=[index.clips[i].name for i in kept],
         classes=list(index.classes),
         failed=sorted(failed),
-        key=cache_key(index, audio, aug, seed),
+        key=key or cache_key(index, audio, aug, seed),
     )
 
 
@@ -199,7 +201,9 @@ def _load_or_build(config: Config, force: bool, progress: bool) -> FeatureCache:
             f"Preprocessing {len(index.clips)} clips ({config.audio.features}, "
             f"{config.augment.variants} augmented variants each) into {path}"
         )
-    cache = build_cache(index, config.audio, config.augment, config.train.seed, config.data.workers, progress)
+    cache = build_cache(
+        index, config.audio, config.augment, config.train.seed, config.data.workers, progress, key
+    )
     atomic_torch_save(cache.to_dict(), path, "feature cache")
     if progress:
         log.info(
