@@ -316,16 +316,16 @@ def validate(run: Run, config: Config, cache: FeatureCache) -> tuple[float, floa
     return acc, float(-np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean())
 
 
+def _checkpoint(run: Run, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    """A loadable checkpoint of the model as it is now."""
+    return {**run.header, "model": run.model.state_dict(), "epoch": epoch, "metrics": metrics}
+
+
 def save_checkpoints(run: Run, state: TrainState, improved: bool, best_path: Path, log: Callable) -> None:
     """The best checkpoint when validation improved, the resumable last one and the curves."""
     last_path, history_path = checkpoint_paths(best_path)
     record = state.history[-1]
-    checkpoint = {
-        **run.header,
-        "model": run.model.state_dict(),
-        "epoch": state.epoch,
-        "metrics": {"val_acc": record["val_acc"], "val_loss": record["val_loss"]},
-    }
+    checkpoint = _checkpoint(run, state.epoch, {"val_acc": record["val_acc"], "val_loss": record["val_loss"]})
     if improved:
         atomic_torch_save(checkpoint, best_path, "checkpoint")
         log(f"Best Model Updated: Acc={record['val_acc']:.4f}")
@@ -483,12 +483,8 @@ def save_average(
     run.model.load_state_dict(run.average)
     val_acc, val_loss = validate(run, config, cache)
     if run.rank == 0:
-        checkpoint = {
-            **run.header,
-            "model": run.model.state_dict(),
-            "epoch": state.epoch,
-            "metrics": {"val_acc": val_acc, "val_loss": val_loss, "averaged_epochs": last_epochs},
-        }
+        metrics = {"val_acc": val_acc, "val_loss": val_loss, "averaged_epochs": last_epochs}
+        checkpoint = _checkpoint(run, state.epoch, metrics)
         atomic_torch_save(checkpoint, best_path, "checkpoint")
         atomic_write_json(average_record_path(best_path), checkpoint["metrics"])
     run.model.load_state_dict(trained)  # the model object stays the last epoch's, as resumed
