@@ -227,3 +227,40 @@ def test_seed_report_skips_a_seed_with_no_finished_fold(small_config, small_cach
     (tmp_path / "rep" / "seed1" / "fold2" / "baseline").mkdir(parents=True)  # still training
     text = build_seed_report(tmp_path / "rep").read_text()
     assert "(1 seeds)" in text and "| 1 |" in text
+
+
+def test_refit_without_a_validation_set_trains_every_training_clip(
+    small_config, small_cache, tmp_path, caplog
+):
+    import logging
+
+    from audiogpt2.config import ConfigError
+    from audiogpt2.data import split_clips
+    from audiogpt2.errors import AudioGPT2Error
+    from audiogpt2.experiment import run_fold
+    from audiogpt2.report import build_report, select_by_validation
+
+    config = copy.deepcopy(small_config)
+    config.data.val_fraction = 0
+    with pytest.raises(ConfigError, match="no validation set"):  # nothing would pick an epoch
+        config.validate()
+    config.train.epochs, config.train.schedule, config.train.average_epochs = 2, "cosine", 2
+    config.validate()
+    split = split_clips(small_cache.labels.numpy(), small_cache.folds.numpy(), small_cache.groups, 5, 0.0)
+    assert len(split.val) == 0 and len(split.train) + len(split.test) == len(small_cache.labels)
+
+    with caplog.at_level(logging.INFO):
+        metrics = run_fold(config, small_cache, "baseline", 5, tmp_path / "run" / "fold5" / "baseline",
+                           progress=False)  # fmt: skip
+    assert f"train {len(split.train)} clips" in caplog.text and "val 0," in caplog.text
+    assert "Saved the average of epochs 1-2: no validation set" in caplog.text
+    history = json.loads((tmp_path / "run" / "fold5" / "baseline" / "best.history.json").read_text())
+    assert [h["val_acc"] for h in history] == [None, None]  # 2 epochs, no early stop, no NaN in JSON
+    assert metrics["best_val_acc"] is None and 0 <= metrics["accuracy"] <= 1
+    report = build_report(tmp_path / "run").read_text()
+    assert "| 5 |" in report and "1-2 (mean)" in report
+    with pytest.raises(AudioGPT2Error, match="without a validation set"):
+        select_by_validation([tmp_path / "run"], tmp_path / "tuned")
+    # the same clips as the split with a validation set, plus its validation clips
+    kept = split_clips(small_cache.labels.numpy(), small_cache.folds.numpy(), small_cache.groups, 5, 0.2)
+    assert sorted(np.concatenate([kept.train, kept.val])) == list(split.train)

@@ -400,6 +400,11 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     if args.command == "preprocess":
         preprocess(config, force=args.force)
         return 0
+    if getattr(args, "validation_only", False) and config.data.val_fraction == 0:
+        raise ConfigError(
+            "--validation-only with data.val_fraction = 0: there is no validation set to "
+            "search on; use a val_fraction in (0, 1) for the search, 0 only for the final refit"
+        )
     seeded = args.command == "cv" and args.seeds
     cache = None if seeded else preprocess(config)  # repeated CV preprocesses per seed
     if config.model.backbone == "none" and len(args.arms) > 1:

@@ -170,6 +170,8 @@ class DataConfig:
     test_fold: int = flag(5, "--test-fold", "fold held out for testing")
     # Share of the training folds held out (grouped by source, stratified by class) as the
     # validation set that picks checkpoints, drives the scheduler and stops early.
+    # 0: no validation set, every training-fold clip trains (a refit once a recipe is fixed;
+    # needs train.schedule = "cosine" and train.average_epochs > 0, as nothing is picked).
     val_fraction: float = 0.2
     workers: int = flag(0, "--workers", "preprocessing processes (0 = all cores)")
 
@@ -180,8 +182,8 @@ class DataConfig:
             raise ConfigError(f"data.n_folds={self.n_folds} must be >= 2")
         if not 1 <= self.test_fold <= self.n_folds:
             raise ConfigError(f"data.test_fold={self.test_fold} must be in 1..{self.n_folds}")
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError(f"data.val_fraction={self.val_fraction} must be in (0, 1)")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"data.val_fraction={self.val_fraction} must be in [0, 1)")
         if self.workers < 0:
             raise ConfigError(f"data.workers={self.workers} must be >= 0")
 
@@ -331,6 +333,12 @@ class Config:
             raise ConfigError(
                 f"model.cnn_channels has {blocks} blocks, each halving the {self.audio.n_bins} "
                 f"feature bins: use at most {self.audio.n_bins.bit_length() - 1} blocks or more bins"
+            )
+        if self.data.val_fraction == 0 and (self.train.schedule != "cosine" or not self.train.average_epochs):
+            raise ConfigError(
+                "data.val_fraction = 0 leaves no validation set to pick an epoch or drive the "
+                "plateau schedule: set train.schedule = \"cosine\" and train.average_epochs > 0 "
+                "(the saved model is then the mean of the last epochs), or a val_fraction in (0, 1)"
             )
         return self
 

@@ -313,11 +313,14 @@ def split_clips(
     val_fraction: float,
     seed: int = 0,
 ) -> Split:
-    """Test = the test fold; validation = a grouped, stratified share of the other folds."""
+    """Test = the test fold; validation = a grouped, stratified share of the other folds
+    (none for ``val_fraction`` 0: every other clip trains)."""
     test = np.flatnonzero(folds == test_fold)
     rest = np.flatnonzero(folds != test_fold)
     if len(test) == 0:
         raise DatasetError(f"fold {test_fold} holds no clips")
+    if val_fraction == 0:
+        return Split(train=rest, val=rest[:0], test=test)
     n_splits = max(2, int(round(1 / val_fraction)))
     train_pos, val_pos = _grouped_splits(
         n_splits, seed, labels[rest], [groups[i] for i in rest], "training and validation parts",

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.evaluate import most_confused, plot_confusion
 from audiogpt2.io import atomic_savefig, atomic_write_json, atomic_write_text
 
@@ -72,9 +73,10 @@ def plot_curves(arm: str, folds: dict[int, dict[str, Any]], path: Path) -> Path:
         ep = [h["epoch"] for h in hist]
         color = plt.cm.tab10(i % 10)
         ax_loss.plot(ep, [h["train_loss"] for h in hist], color=color, label=f"fold {fold} train")
-        ax_loss.plot(ep, [h["val_loss"] for h in hist], color=color, ls="--", label=f"fold {fold} val")
         ax_acc.plot(ep, [h["train_acc"] for h in hist], color=color, label=f"fold {fold} train")
-        ax_acc.plot(ep, [h["val_acc"] for h in hist], color=color, ls="--", label=f"fold {fold} val")
+        if hist[0]["val_acc"] is not None:  # None: trained without a validation set
+            ax_loss.plot(ep, [h["val_loss"] for h in hist], color=color, ls="--", label=f"fold {fold} val")
+            ax_acc.plot(ep, [h["val_acc"] for h in hist], color=color, ls="--", label=f"fold {fold} val")
         for prev, cur in zip(hist, hist[1:]):
             if len(cur["trainable_blocks"]) > len(prev["trainable_blocks"]):
                 unfreeze_epochs.add(cur["epoch"])
@@ -207,7 +209,8 @@ def build_report(run_dir: str | Path) -> Path:
     lines += [
         "",
         "Mean ± sample standard deviation over folds; each fold's test fold is evaluated once "
-        "with the checkpoint that scored best on validation data drawn from its training folds.",
+        "with its saved model: the epoch that scored best on validation data drawn from its "
+        "training folds, or the mean of the last epochs' weights (the \"saved epoch\" column).",
         "",
     ]
     for arm, folds in found.items():
@@ -224,6 +227,11 @@ def _validation_rank(fold: dict[str, Any]) -> tuple[float, float]:
     """Higher validation accuracy first; ties (common with 64 validation clips) go to the
     lower validation loss of the saved model."""
     metrics = fold["metrics"]
+    if metrics.get("best_val_acc") is None:
+        raise AudioGPT2Error(
+            f"fold {metrics.get('fold')} was trained without a validation set "
+            "(data.val_fraction = 0): nothing to select it by; select among runs that kept one"
+        )
     if "best_val_loss" in metrics:
         return metrics["best_val_acc"], -metrics["best_val_loss"]
     at_best = [h for h in fold["history"] if h["epoch"] == metrics.get("best_epoch")]

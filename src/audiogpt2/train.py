@@ -141,9 +141,9 @@ class TrainingError(AudioGPT2Error, RuntimeError):
 class TrainResult:
     best_checkpoint: Path
     best_epoch: int
-    best_val_acc: float
+    best_val_acc: float | None  # None: trained without a validation set (data.val_fraction = 0)
     history: list[dict[str, Any]] = field(default_factory=list)
-    best_val_loss: float = float("inf")
+    best_val_loss: float | None = float("inf")
 
 
 @dataclass
@@ -152,17 +152,20 @@ class TrainState:
     restored from it, so a resumed run continues exactly."""
 
     epoch: int = 0
-    best_val_acc: float = -1.0
-    best_val_loss: float = float("inf")
+    best_val_acc: float | None = -1.0
+    best_val_loss: float | None = float("inf")
     best_epoch: int = 0
     stale: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     averaged: int = 0  # epochs in the weight average so far (train.average_epochs)
 
     def update(self, record: dict[str, Any]) -> bool:
-        """Record one epoch's results; True when validation accuracy improved."""
+        """Record one epoch's results; True when validation accuracy improved (never
+        without a validation set, which also never stops early)."""
         self.epoch = record["epoch"]
         self.history.append(record)
+        if record["val_acc"] is None:
+            return False
         improved = record["val_acc"] > self.best_val_acc
         if improved:
             self.best_val_acc, self.best_val_loss = record["val_acc"], record["val_loss"]
@@ -305,8 +308,11 @@ def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: b
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
-def validate(run: Run, config: Config, cache: FeatureCache) -> tuple[float, float]:
-    """(accuracy, loss) on the validation clips, originals only, as evaluation sees them."""
+def validate(run: Run, config: Config, cache: FeatureCache) -> tuple[float | None, float | None]:
+    """(accuracy, loss) on the validation clips, originals only, as evaluation sees them;
+    (None, None) when there is no validation set."""
+    if len(run.val_rows) == 0:
+        return None, None
     def proba(features: torch.Tensor) -> np.ndarray:
         return predict_proba(run.model, features, config.augment, run.device, config.train.batch_size)
 
@@ -328,7 +334,7 @@ def save_checkpoints(run: Run, state: TrainState, improved: bool, best_path: Pat
     checkpoint = _checkpoint(run, state.epoch, {"val_acc": record["val_acc"], "val_loss": record["val_loss"]})
     if improved:
         atomic_torch_save(checkpoint, best_path, "checkpoint")
-        log(f"Best Model Updated: Acc={record['val_acc']:.4f}")
+        log(f"Best Model Updated: Acc={record['val_acc']:.4f}")  # never without validation
     last = {
         **checkpoint,
         **state.to_dict(),
@@ -378,9 +384,10 @@ def _describe_epoch(record: dict[str, Any], epochs: int, history: list[dict[str,
     if record["lr_backbone"] is not None:
         blocks = record["trainable_blocks"] or "none"
         lr += f", backbone={record['lr_backbone']:.2e} (blocks {blocks} trainable)"
+    val = "" if record["val_acc"] is None else f"Val Acc={record['val_acc']:.4f}, "
     return (
         f"Epoch {record['epoch']}/{epochs}: Train Loss={record['train_loss']:.4f}, "
-        f"Train Acc={record['train_acc']:.4f}, Val Acc={record['val_acc']:.4f}, {lr}{timing}"
+        f"Train Acc={record['train_acc']:.4f}, {val}{lr}{timing}"
     )
 
 
@@ -397,7 +404,8 @@ def train_arm(
     """Train ``arm`` ("finetuned" or "baseline") with ``config.data.test_fold`` held out.
 
     The validation set (from the training folds) picks the best checkpoint, drives the
-    scheduler and stops early; the test fold is not touched here.
+    scheduler and stops early (with data.val_fraction = 0 there is none: the saved model is
+    the average of the last epochs); the test fold is not touched here.
     """
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; use one of {ARM_NAMES}")
@@ -489,7 +497,8 @@ def save_average(
         atomic_write_json(average_record_path(best_path), checkpoint["metrics"])
     run.model.load_state_dict(trained)  # the model object stays the last epoch's, as resumed
     state.best_epoch, state.best_val_acc, state.best_val_loss = state.epoch, val_acc, val_loss
-    log(f"Saved the average of epochs {last_epochs}: Val Acc={val_acc:.4f}, Val Loss={val_loss:.4f}")
+    scores = "no validation set" if val_acc is None else f"Val Acc={val_acc:.4f}, Val Loss={val_loss:.4f}"
+    log(f"Saved the average of epochs {last_epochs}: {scores}")
 
 
 def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
