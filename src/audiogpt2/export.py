@@ -3,15 +3,20 @@
 An export folder holds ``config.json`` (the resolved config, class names, backbone config
 and training metadata) and the weights: ``model.safetensors`` (loads without executing
 code, memory-mapped) or ``model.onnx`` (for ONNX Runtime, other languages and machines;
-``--int8`` adds ``model.int8.onnx`` with dynamically quantised weights). The model input is
+``--int8`` adds ``model.int8.onnx`` with dynamically quantised weights; large fp32 weights
+go to ``model.onnx.data``). The model input is
 the 2-channel feature tensor that :func:`audiogpt2.features.model_input` builds, so every
 runtime computes features with the same function as preprocessing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
+import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,40 +54,54 @@ def export(checkpoint: str | Path, out_dir: str | Path, fmt: str = "safetensors"
 
 
 def _export_onnx(model: AudioClassifier, info: Checkpoint, out_dir: Path, int8: bool) -> Path:
-    try:
-        import onnxruntime  # noqa: F401 - checked here so the error names the extra
-    except ImportError as exc:
-        raise ExportError("ONNX export needs the onnx extra: pip install 'audiogpt2[onnx]'") from exc
+    for module in ("onnxruntime", "onnxscript"):  # checked here so the error names the extra
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ExportError(
+                f"ONNX export needs the onnx extra ({module} is missing): pip install 'audiogpt2[onnx]'"
+            ) from exc
     audio = info.config.audio
-    dummy = torch.zeros(1, 2, audio.n_frames, audio.n_bins)
+    # A batch of 2: torch.export would fix a batch of 1 as a constant. Only the batch axis
+    # varies; the token count is fixed by the feature settings (n_frames / 4).
+    dummy = torch.zeros(2, 2, audio.n_frames, audio.n_bins)
     path = out_dir / "model.onnx"
-    with warnings.catch_warnings():
-        # The tracer warns that the token count becomes a constant: it is one, fixed by the
-        # feature settings (n_frames / 4); only the batch axis varies.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+    # torch.export's FutureWarnings, its note that torchvision is not installed (no vision
+    # operators are used) and the graph optimizer's notes on constants it leaves unfolded
+    # are for torch's developers, not for this command's user.
+    with warnings.catch_warnings(), _quiet("torch.onnx", "onnxscript"):
+        warnings.simplefilter("ignore", FutureWarning)
         torch.onnx.export(
             model.eval(),
             (dummy,),
             str(path),
             input_names=["features"],
             output_names=["logits"],
-            dynamic_axes={"features": {0: "batch"}, "logits": {0: "batch"}},
-            dynamo=False,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamo=True,
+            verbose=False,
         )
     if int8:
-        import logging
-
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # its advice to pre-process is for image models
-        try:
+        with _quiet(""):  # the root logger: its advice to pre-process is for image models
             quantize_dynamic(str(path), str(out_dir / "model.int8.onnx"), weight_type=QuantType.QInt8)
-        finally:
-            root.setLevel(level)
         return out_dir / "model.int8.onnx"
     return path
+
+
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Only errors from the loggers ``names`` ("" = root) for the duration."""
+    loggers = [logging.getLogger(name) for name in names]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, before):
+            logger.setLevel(level)
 
 
 class OnnxModel(torch.nn.Module):
