@@ -69,3 +69,19 @@ def test_a_folder_that_is_not_an_export_is_one_line(tmp_path, capsys):
     (tmp_path / "x.wav").write_bytes(b"")
     assert main(["predict", str(tmp_path), str(tmp_path / "x.wav")]) == 2
     assert "not an audiogpt2 export" in capsys.readouterr().err
+
+
+def test_export_replaces_a_previous_export_and_refuses_a_foreign_config(checkpoint, tmp_path):
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": 1}')
+    with pytest.raises(ExportError, match="not an audiogpt2 export; nothing was written"):
+        export(checkpoint, out)
+    assert (out / "config.json").read_text() == '{"mine": 1}' and not (out / "model.safetensors").exists()
+    (out / "config.json").unlink()
+    export(checkpoint, out, "onnx", int8=True)
+    export(checkpoint, out)  # safetensors now: the ONNX files of the last export go
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    with pytest.raises(ExportError, match="unknown export format"):
+        export(checkpoint, tmp_path / "other", "tflite")
+    assert not (tmp_path / "other").exists()

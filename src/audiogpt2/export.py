@@ -29,6 +29,7 @@ from audiogpt2.io import atomic_write_bytes, atomic_write_json, display
 from audiogpt2.model import AudioClassifier
 
 EXPORT_FORMAT = "audiogpt2-export-v1"
+logger = logging.getLogger(__name__)
 
 
 class ExportError(AudioGPT2Error, ValueError):
@@ -36,9 +37,14 @@ class ExportError(AudioGPT2Error, ValueError):
 
 
 def export(checkpoint: str | Path, out_dir: str | Path, fmt: str = "safetensors", int8: bool = False) -> Path:
-    """Write ``checkpoint`` as an export folder; returns the weights file written."""
+    """Write ``checkpoint`` as an export folder; returns the weights file written. A previous
+    export in ``out_dir`` is replaced whole (its weights would not match the new config); a
+    ``config.json`` of anything else is refused, not overwritten."""
+    if fmt not in ("safetensors", "onnx"):
+        raise ExportError(f"unknown export format {fmt!r}: use safetensors or onnx")
     model, info = load_checkpoint(checkpoint)
     out_dir = Path(out_dir)
+    _clear_previous_export(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "config.json", {**info.header(), "format": EXPORT_FORMAT})
     if fmt == "safetensors":
@@ -48,9 +54,30 @@ def export(checkpoint: str | Path, out_dir: str | Path, fmt: str = "safetensors"
         state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
         data = save(state, metadata={"format": EXPORT_FORMAT})
         return atomic_write_bytes(out_dir / "model.safetensors", data)
-    if fmt == "onnx":
-        return _export_onnx(model, info, out_dir, int8)
-    raise ExportError(f"unknown export format {fmt!r}: use safetensors or onnx")
+    return _export_onnx(model, info, out_dir, int8)
+
+
+WEIGHT_FILES = ("model.safetensors", "model.onnx", "model.onnx.data", "model.int8.onnx")
+
+
+def _clear_previous_export(out_dir: Path) -> None:
+    config = out_dir / "config.json"
+    if not config.exists():
+        return
+    try:
+        previous = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = None
+    if not isinstance(previous, dict) or previous.get("format") != EXPORT_FORMAT:
+        raise ExportError(
+            f"{display(config)} exists and is not an audiogpt2 export; nothing was written. "
+            "Export into a new or empty folder."
+        )
+    removed = [name for name in WEIGHT_FILES if (out_dir / name).is_file()]
+    for name in removed:
+        (out_dir / name).unlink()
+    if removed:
+        logger.info(f"Replaced the previous export in {display(out_dir)} ({', '.join(removed)})")
 
 
 def _export_onnx(model: AudioClassifier, info: Checkpoint, out_dir: Path, int8: bool) -> Path:
