@@ -52,8 +52,10 @@ done
 # 8. The final recipe (configs/recipe.toml: step 5 at 32 kHz, chosen on folds 1-2's
 #    validation splits), CNN only, two seeds on every fold, and their ensemble (report.md).
 #    Published: folds split over two single-thread jobs side by side.
+#    (recipe.toml has since gained weight averaging and the refit: both switched off here)
 audiogpt2 cv --name esc10-recipe-32k --config configs/recipe.toml --data "$DATA" --subset esc10 \
-  --cache data/preprocessed/esc10-recipe-32k.pt --backbone none --arms baseline --threads 1 --seeds 0,1
+  --cache data/preprocessed/esc10-recipe-32k.pt --backbone none --arms baseline --threads 1 --seeds 0,1 \
+  --set train.average_epochs=0 --set data.val_fraction=0.2
 # 9. Third round: weight averaging. The search (folds 1-2, validation only, test folds
 #    never scored; the rule is in configs/search/average.toml), then the final recipe
 #    (configs/recipe.toml: step 8 plus the mean of the last 20 epochs' weights), three
@@ -63,4 +65,10 @@ audiogpt2 cv --name esc10-search-average --config configs/search/average.toml --
   --cache data/preprocessed/esc10-search-average.pt --backbone none --arms baseline --threads 1 \
   --fold 1 --fold 2 --validation-only
 audiogpt2 cv --name esc10-recipe-avg --config configs/recipe.toml --data "$DATA" --subset esc10 \
-  --cache data/preprocessed/esc10-recipe-avg.pt --backbone none --arms baseline --threads 1 --seeds 0,1,2
+  --cache data/preprocessed/esc10-recipe-avg.pt --backbone none --arms baseline --threads 1 --seeds 0,1,2 \
+  --set data.val_fraction=0.2
+# 10. Fourth round: the same recipe refit on every training-fold clip (no validation set;
+#     configs/recipe.toml now), same features and seeds as step 9. Published: one job at
+#     2 threads, seed after seed.
+audiogpt2 cv --name esc10-recipe-refit --config configs/recipe.toml --data "$DATA" --subset esc10 \
+  --cache data/preprocessed/esc10-recipe-avg.pt --backbone none --arms baseline --threads 2 --seeds 0,1,2

@@ -55,6 +55,15 @@ def test_recipe_toml_sets_only_keys_that_differ_and_says_why():
     assert (c.audio.features, c.audio.n_frames, c.train.schedule) == ("logmel", 125, "cosine")
 
 
+def test_a_search_on_the_refit_recipe_is_refused_in_one_line(tmp_path, capsys):
+    from audiogpt2.cli import main
+
+    recipe = str(ROOT / "configs" / "recipe.toml")
+    args = ["cv", "--config", recipe, "--data", str(tmp_path), "--validation-only"]
+    assert main(args) == 2
+    assert "no validation set to search on" in capsys.readouterr().err
+
+
 def test_legacy_n_frames_key_sets_the_hop():
     c = load_config(overrides={"audio.n_frames": 50})
     assert (c.audio.hop_length, c.audio.n_frames) == (1600, 50)
