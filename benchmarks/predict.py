@@ -111,8 +111,9 @@ def main() -> None:
                 export(ckpt, Path(tmp) / "onnx", "onnx", int8=True)
                 int8 = Path(tmp) / "onnx" / "model.int8.onnx"
                 (Path(tmp) / "onnx32").mkdir()
-                for name in ("config.json", "model.onnx"):
-                    (Path(tmp) / "onnx32" / name).write_bytes((Path(tmp) / "onnx" / name).read_bytes())
+                for path in (Path(tmp) / "onnx").iterdir():  # all but the int8 model
+                    if path != int8:
+                        (Path(tmp) / "onnx32" / path.name).write_bytes(path.read_bytes())
                 paths["ONNX Runtime fp32"] = lambda: Classifier.from_pretrained(Path(tmp) / "onnx32")
                 paths["ONNX Runtime int8"] = lambda: Classifier.from_pretrained(int8.parent)
             except Exception as exc:  # noqa: BLE001 - report and measure the rest

@@ -3,8 +3,8 @@
 An export folder holds ``config.json`` (the resolved config, class names, backbone config
 and training metadata) and the weights: ``model.safetensors`` (loads without executing
 code, memory-mapped) or ``model.onnx`` (for ONNX Runtime, other languages and machines;
-``--int8`` adds ``model.int8.onnx`` with dynamically quantised weights; large fp32 weights
-go to ``model.onnx.data``). The model input is
+``--int8`` adds ``model.int8.onnx`` with dynamically quantised weights; fp32 weights over
+about 2 GB go to ``model.onnx.data``). The model input is
 the 2-channel feature tensor that :func:`audiogpt2.features.model_input` builds, so every
 runtime computes features with the same function as preprocessing.
 """
@@ -107,6 +107,9 @@ def _export_onnx(model: AudioClassifier, info: Checkpoint, out_dir: Path, int8: 
             dynamic_shapes=({0: torch.export.Dim("batch")},),
             dynamo=True,
             verbose=False,
+            # one self-contained file, as other runtimes expect, unless protobuf's 2 GB limit
+            # forces the weights into model.onnx.data beside it
+            external_data=_weight_bytes(model) > ONNX_SINGLE_FILE_LIMIT,
         )
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -120,6 +123,13 @@ def _export_onnx(model: AudioClassifier, info: Checkpoint, out_dir: Path, int8: 
             )
         return out_dir / "model.int8.onnx"
     return path
+
+
+ONNX_SINGLE_FILE_LIMIT = 1_800_000_000  # bytes of weights; an ONNX protobuf cannot exceed 2 GB
+
+
+def _weight_bytes(model: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 @contextlib.contextmanager
