@@ -98,7 +98,9 @@ def plot_curves(arm: str, folds: dict[int, dict[str, Any]], path: Path) -> Path:
         )
     if ax_acc.get_legend_handles_labels()[0]:
         ax_acc.legend(fontsize=7, ncol=2, loc="lower right")
-    fig.suptitle(f"{arm}: training curves (solid = train, dashed = validation)")
+    validated = any(h["val_acc"] is not None for f in folds.values() for h in f["history"][:1])
+    key = "solid = train, dashed = validation" if validated else "training folds only: no validation set"
+    fig.suptitle(f"{arm}: training curves ({key})")
     fig.tight_layout()
     out = atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
