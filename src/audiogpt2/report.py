@@ -66,6 +66,7 @@ def plot_curves(arm: str, folds: dict[int, dict[str, Any]], path: Path) -> Path:
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.2))
     unfreeze_epochs: set[int] = set()
+    validated = False
     for i, fold in enumerate(sorted(folds)):
         hist = folds[fold]["history"]
         if not hist:
@@ -75,6 +76,7 @@ def plot_curves(arm: str, folds: dict[int, dict[str, Any]], path: Path) -> Path:
         ax_loss.plot(ep, [h["train_loss"] for h in hist], color=color, label=f"fold {fold} train")
         ax_acc.plot(ep, [h["train_acc"] for h in hist], color=color, label=f"fold {fold} train")
         if hist[0]["val_acc"] is not None:  # None: trained without a validation set
+            validated = True
             ax_loss.plot(ep, [h["val_loss"] for h in hist], color=color, ls="--", label=f"fold {fold} val")
             ax_acc.plot(ep, [h["val_acc"] for h in hist], color=color, ls="--", label=f"fold {fold} val")
         for prev, cur in zip(hist, hist[1:]):
@@ -98,7 +100,6 @@ def plot_curves(arm: str, folds: dict[int, dict[str, Any]], path: Path) -> Path:
         )
     if ax_acc.get_legend_handles_labels()[0]:
         ax_acc.legend(fontsize=7, ncol=2, loc="lower right")
-    validated = any(h["val_acc"] is not None for f in folds.values() for h in f["history"][:1])
     key = "solid = train, dashed = validation" if validated else "training folds only: no validation set"
     fig.suptitle(f"{arm}: training curves ({key})")
     fig.tight_layout()
