@@ -144,3 +144,16 @@ def test_non_finite_features_make_the_clip_unreadable():
     y[::2] = -1e30
     with pytest.raises(AudioError, match="not finite"):
         compute_features(y, CFG)
+
+
+def test_band_normalisation_drops_only_the_level():
+    """`normalize = "band"` removes the recording's gain but keeps its contrast, which the
+    per-clip scaling of the seed README divides away."""
+    band = AudioConfig(features="logmel", normalize="band")
+    y = np.random.default_rng(5).normal(0, 0.05, band.clip_samples).astype(np.float32)
+    y[: band.clip_samples // 2] *= 0.1  # a quiet half and a loud half: 20 dB of contrast
+    f = compute_features(y, band)
+    np.testing.assert_allclose(compute_features(4 * y, band), f, atol=1e-3)  # gain: +12 dB
+    assert abs(f.mean()) < 1e-3 and f.std() > 5  # in dB about the clip mean, not unit std
+    clip = compute_features(y, AudioConfig(features="logmel"))
+    assert abs(clip.std() - 1) < 1e-3

@@ -113,3 +113,18 @@ def test_unreachable_hub_fails_fast_with_the_fix(monkeypatch, capsys):
     assert time.time() - began < 10
     assert "Retry" not in capsys.readouterr().err
     model_mod._local_only.cache_clear()
+
+
+def test_band_normalisation_learns_each_band_from_the_training_data():
+    audio = AudioConfig(features="logmel", normalize="band")
+    model, _ = build_model(ModelConfig(backbone="none"), audio, True, 10)
+    plain, _ = build_model(ModelConfig(backbone="none"), AudioConfig(features="logmel"), True, 10)
+    assert "bands.running_mean" in model.state_dict() and "bands.running_mean" not in plain.state_dict()
+    # Band b is centred on b dB: training moves the running means toward each band's own level.
+    x = torch.randn(4, 2, audio.n_frames, audio.n_bins) + torch.arange(audio.n_bins, dtype=torch.float32)
+    model.train()
+    model(x)
+    means = model.bands.running_mean
+    assert torch.allclose(means, 0.1 * torch.arange(audio.n_bins, dtype=torch.float32), atol=0.02)
+    model.eval()
+    assert model(x).shape == (4, 10)

@@ -48,6 +48,8 @@ def test_cache_is_reused_then_rebuilt_when_settings_or_files_change(
     changed = preprocess(load_config(overrides={**over, "audio.n_mels": 40}))
     assert changed.key != first.key
     assert "rebuilding" in capsys.readouterr().out
+    band = preprocess(load_config(overrides={**over, "audio.normalize": "band"}))
+    assert band.key not in (first.key, changed.key)
     wav = next((root / "audio").glob("*.wav"))
     sf.write(wav, np.zeros(8000, np.float32), 16000)
     touched = preprocess(load_config(overrides={**over, "audio.n_mels": 40}))

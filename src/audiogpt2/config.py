@@ -76,6 +76,11 @@ class AudioConfig:
     n_mels: int = 64
     fmin: float = 0.0
     fmax: float = 8000.0
+    # "clip" (the seed README): each clip scaled to mean 0, std 1 on its own, which also
+    # removes its contrast. "band": only the clip's mean level is removed, and the model
+    # scales each band with statistics of the training data (a BatchNorm over the bands at
+    # its input, as PANNs' CNNs do), so contrast and spectral tilt reach the CNN.
+    normalize: str = "clip"
 
     @property
     def clip_samples(self) -> int:
@@ -94,6 +99,8 @@ class AudioConfig:
         _positive(self, "audio", "sample_rate", "clip_seconds", "n_mfcc", "hop_length", "n_mels", "n_fft")
         if self.features not in ("mfcc", "logmel"):
             raise ConfigError(f"audio.features={self.features!r}: use 'mfcc' or 'logmel'")
+        if self.normalize not in ("clip", "band"):
+            raise ConfigError(f"audio.normalize={self.normalize!r}: use 'clip' or 'band'")
         if self.clip_samples % self.hop_length:
             raise ConfigError(
                 f"audio.hop_length={self.hop_length} must divide the clip length "
@@ -425,9 +432,6 @@ def apply_overrides(config: Config, overrides: dict[str, Any], source: str = "")
     where = f" (in {source})" if source else ""
     # Files written before the hop became the setting name the frame count instead.
     legacy_frames = flat.pop("audio.n_frames", None)
-    # Files written when per-clip scaling was a key with one legal value.
-    if flat.get("audio.normalize", "clip") == "clip":
-        flat.pop("audio.normalize", None)
     for key, value in flat.items():
         section_name, _, name = key.partition(".")
         sections = _field_types(Config)

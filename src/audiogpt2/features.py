@@ -42,7 +42,7 @@ def compute_features(waveform: np.ndarray, cfg: AudioConfig) -> np.ndarray:
             "its features are not finite numbers (sample values far outside [-1, 1]?); "
             "rescale the audio to [-1, 1]"
         )
-    return normalize(feats)
+    return normalize(feats) if cfg.normalize == "clip" else remove_level(feats)
 
 
 def _mel_basis(cfg: AudioConfig) -> np.ndarray:
@@ -60,6 +60,12 @@ def normalize(feats: np.ndarray) -> np.ndarray:
     """Scale one clip's features to mean 0, std 1 using that clip alone (silence stays 0)."""
     centred = feats - feats.mean()
     return (centred / max(float(feats.std()), EPS)).astype(np.float32)
+
+
+def remove_level(feats: np.ndarray) -> np.ndarray:
+    """One clip's features less their mean: a recording's gain is arbitrary, its contrast
+    and spectral tilt are not. 0 stays the clip's mean, the value SpecAugment's masks take."""
+    return (feats - feats.mean()).astype(np.float32)
 
 
 def limit_blas_threads() -> None:

@@ -224,6 +224,10 @@ class AudioClassifier(nn.Module):
     ) -> None:
         super().__init__()
         audio = audio or AudioConfig()
+        # audio.normalize = "band": each feature bin scaled by the training data's running
+        # mean and variance, shared by both channels (absent otherwise, so the seed README's
+        # checkpoints keep their parameter names).
+        self.bands = nn.BatchNorm1d(audio.n_bins) if audio.normalize == "band" else None
         widths = [2, *cnn_channels]
         # The first two blocks pool time and frequency, later ones frequency only: always
         # n_frames / 4 tokens, so a deeper front end does not shorten the sequence.
@@ -273,6 +277,9 @@ class AudioClassifier(nn.Module):
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """CNN features as a token sequence, (batch, n_frames / 4, hidden)."""
+        if self.bands is not None:
+            b, c, t, f = x.shape
+            x = self.bands(x.reshape(b, c * t, f).transpose(1, 2)).transpose(1, 2).reshape(b, c, t, f)
         if x.device.type != "mps":
             # oneDNN's and cuDNN's channels-last convolutions are faster (docs/results.md,
             # "Speed"); the values are the same up to float rounding.

@@ -60,9 +60,12 @@ def cache_key(index: DatasetIndex, audio: AudioConfig, aug: AugmentConfig, seed:
     files = []
     for clip in index.clips:
         files.append([clip.name, clip.label, clip.fold, clip.group, file_digest(clip.path)])
+    audio_key = asdict(audio)
+    if audio_key["normalize"] == "clip":
+        del audio_key["normalize"]  # caches written before the key existed stay valid
     payload = {
         "format": CACHE_FORMAT,
-        "audio": asdict(audio),
+        "audio": audio_key,
         # Only the settings of the stored waveform variants; the rest apply at training time.
         "augment": {k: getattr(aug, k) for k in VARIANT_KEYS},
         "seed": seed,
