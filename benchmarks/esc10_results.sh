@@ -52,10 +52,11 @@ done
 # 8. The final recipe (configs/recipe.toml: step 5 at 32 kHz, chosen on folds 1-2's
 #    validation splits), CNN only, two seeds on every fold, and their ensemble (report.md).
 #    Published: folds split over two single-thread jobs side by side.
-#    (recipe.toml has since gained weight averaging and the refit: both switched off here)
+#    (recipe.toml has since gained weight averaging, the refit and per-band normalisation:
+#    all switched off here)
 audiogpt2 cv --name esc10-recipe-32k --config configs/recipe.toml --data "$DATA" --subset esc10 \
   --cache data/preprocessed/esc10-recipe-32k.pt --backbone none --arms baseline --threads 1 --seeds 0,1 \
-  --set train.average_epochs=0 --set data.val_fraction=0.2
+  --set train.average_epochs=0 --set data.val_fraction=0.2 --set audio.normalize=clip
 # 9. Third round: weight averaging. The search (folds 1-2, validation only, test folds
 #    never scored; the rule is in configs/search/average.toml), then the final recipe
 #    (configs/recipe.toml: step 8 plus the mean of the last 20 epochs' weights), three
@@ -66,9 +67,18 @@ audiogpt2 cv --name esc10-search-average --config configs/search/average.toml --
   --fold 1 --fold 2 --validation-only
 audiogpt2 cv --name esc10-recipe-avg --config configs/recipe.toml --data "$DATA" --subset esc10 \
   --cache data/preprocessed/esc10-recipe-avg.pt --backbone none --arms baseline --threads 1 --seeds 0,1,2 \
-  --set data.val_fraction=0.2
+  --set data.val_fraction=0.2 --set audio.normalize=clip
 # 10. Fourth round: the same recipe refit on every training-fold clip (no validation set;
 #     configs/recipe.toml now), same features and seeds as step 9. Published: one job at
 #     2 threads, seed after seed.
 audiogpt2 cv --name esc10-recipe-refit --config configs/recipe.toml --data "$DATA" --subset esc10 \
-  --cache data/preprocessed/esc10-recipe-avg.pt --backbone none --arms baseline --threads 2 --seeds 0,1,2
+  --cache data/preprocessed/esc10-recipe-avg.pt --backbone none --arms baseline --threads 2 --seeds 0,1,2 \
+  --set audio.normalize=clip
+# 11. Fifth round: per-band normalisation. The search (folds 1-2, validation only; the rule
+#     is in configs/search/band.toml), then the recipe with it (configs/recipe.toml now),
+#     refit on every training-fold clip. Published: one job at 2 threads, seed after seed.
+audiogpt2 cv --name esc10-search-band --config configs/search/band.toml --data "$DATA" --subset esc10 \
+  --cache data/preprocessed/esc10-search-band.pt --backbone none --arms baseline --threads 2 \
+  --fold 1 --fold 2 --validation-only
+audiogpt2 cv --name esc10-recipe-band --config configs/recipe.toml --data "$DATA" --subset esc10 \
+  --cache data/preprocessed/esc10-recipe-band.pt --backbone none --arms baseline --threads 2 --seeds 0,1,2
