@@ -289,7 +289,8 @@ def feature_picture(feats: np.ndarray, classifier: Classifier) -> np.ndarray:
     ax.set_xlabel("time (s)")
     ax.set_ylabel("MFCC" if audio.features == "mfcc" else "mel band")
     what = "MFCCs" if audio.features == "mfcc" else "log-mel bands"
-    ax.set_title(f"{what} (normalised per clip)", fontsize=9)
+    scale = "normalised per clip" if audio.normalize == "clip" else "dB about the clip's mean"
+    ax.set_title(f"{what} ({scale})", fontsize=9)
     fig.tight_layout()
     fig.canvas.draw()
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
