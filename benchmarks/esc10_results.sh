@@ -82,3 +82,10 @@ audiogpt2 cv --name esc10-search-band --config configs/search/band.toml --data "
   --fold 1 --fold 2 --validation-only
 audiogpt2 cv --name esc10-recipe-band --config configs/recipe.toml --data "$DATA" --subset esc10 \
   --cache data/preprocessed/esc10-recipe-band.pt --backbone none --arms baseline --threads 2 --seeds 0,1,2
+# 12. The final recipe with the MiniLM transformer: pretrained (spec's gradual unfreezing)
+#     against the same network from random weights, fully trainable from epoch 1
+#     (--baseline-trainable all), paired by fold and seed. About 2 hours per arm and seed on
+#     2 CPU cores.
+audiogpt2 cv --name esc10-recipe-band-minilm --config configs/recipe.toml --data "$DATA" --subset esc10 \
+  --cache data/preprocessed/esc10-recipe-band.pt --backbone minilm --baseline-trainable all --threads 2 \
+  --seeds 0,1,2
