@@ -89,3 +89,22 @@ audiogpt2 cv --name esc10-recipe-band --config configs/recipe.toml --data "$DATA
 audiogpt2 cv --name esc10-recipe-band-minilm --config configs/recipe.toml --data "$DATA" --subset esc10 \
   --cache data/preprocessed/esc10-recipe-band.pt --backbone minilm --baseline-trainable all --threads 2 \
   --seeds 0,1,2
+# 13. The spec's question at the spec's recipe, repeated over seeds (issue "Settle the spec's
+#     question"): MiniLM pretrained (spec schedule) vs random init, under both readings of
+#     the baseline (the spec's `schedule` and fully trainable `all`), at each backbone
+#     learning rate of the grid, three seeds each (the same seeds for every arm, so the
+#     comparisons pair by fold and seed). `select` then picks, per seed, fold and arm, the
+#     learning rate with the best validation accuracy (ties: lower validation loss). About
+#     20 minutes per arm and seed alone on 2 CPU cores; spec learning rate first.
+for LR in 2e-5 1e-4 5e-4; do
+  audiogpt2 cv --name "esc10-minilm-seeds-lr$LR" --backbone minilm --lr-backbone "$LR" "${COMMON[@]}" \
+    --threads 2 --seeds 0,1,2
+  audiogpt2 cv --name "esc10-minilm-all-seeds-lr$LR" --backbone minilm --arms baseline \
+    --baseline-trainable all --lr-backbone "$LR" "${COMMON[@]}" --threads 2 --seeds 0,1,2
+done
+for KIND in seeds all-seeds; do
+  for SEED in 0 1 2; do
+    audiogpt2 select "runs/esc10-minilm-$KIND-lr2e-5/seed$SEED" "runs/esc10-minilm-$KIND-lr1e-4/seed$SEED" \
+      "runs/esc10-minilm-$KIND-lr5e-4/seed$SEED" --out "runs/esc10-minilm-$KIND-tuned/seed$SEED"
+  done
+done
