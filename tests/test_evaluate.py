@@ -173,6 +173,7 @@ def test_seed_ensemble_averages_probabilities_per_clip():
     b = {"probabilities": [[0.4, 0.6], [0.1, 0.9], [0.3, 0.7]], "targets": targets}
     ens = seed_ensemble({"seed0": {1: {"metrics": a}}, "seed1": {1: {"metrics": b}}})
     assert ens["folds"] == [1] and ens["per_fold"] == [1.0]
+    assert ens["std"] is None  # one fold has no spread (a NaN would not be valid JSON)
     # a run without saved probabilities leaves no ensemble rather than a wrong one
     no_probs = {"metrics": {"targets": targets}}
     assert seed_ensemble({"seed0": {1: {"metrics": a}}, "seed1": {1: no_probs}}) is None

@@ -191,3 +191,25 @@ def test_an_ensemble_serves_the_mean_of_its_members(checkpoint):
     assert top["label"] == alone.labels[0]
     assert top["probability"] == pytest.approx(alone.probabilities[0], abs=1e-5)
 
+
+
+def test_the_page_answers_from_memory_and_leaves_no_files(checkpoint, tmp_path, monkeypatch):
+    # The page's pictures used to pile up in a temp folder for as long as the server ran.
+    import tempfile
+
+    from audiogpt2.predict import Classifier
+    from audiogpt2.serve import MicroBatcher, analyse_upload
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    classifier = Classifier.from_pretrained(checkpoint)
+    wav = tmp_path / "long.wav"
+    wav.write_bytes(_wav(12.0))  # longer than one 5 s window: a timeline is drawn
+    labels, timeline, features = analyse_upload(classifier, MicroBatcher(classifier), str(wav), 20.0)
+    assert list(labels)[0] == classifier.predict_file(wav).labels[0]
+    assert timeline.dtype == np.uint8 and timeline.ndim == 3 and timeline.shape[2] == 3
+    assert timeline.std() > 0 and features.shape[2] == 3  # real pictures, not blank
+    assert list(scratch.iterdir()) == []
+    wav.write_bytes(_wav(3.0))  # one window: no timeline
+    assert analyse_upload(classifier, MicroBatcher(classifier), str(wav), 20.0)[1] is None

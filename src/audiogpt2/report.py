@@ -260,7 +260,7 @@ def seed_ensemble(per_seed: dict[str, dict[int, dict[str, Any]]]) -> dict[str, A
         targets = np.asarray(runs[0][f]["metrics"]["targets"])
         mean_probs = np.mean([np.asarray(r[f]["metrics"]["probabilities"]) for r in runs], axis=0)
         accs.append(float((mean_probs.argmax(1) == targets).mean()))
-    std = float(np.std(accs, ddof=1)) if len(accs) > 1 else float("nan")
+    std = float(np.std(accs, ddof=1)) if len(accs) > 1 else None  # one fold: no spread
     return {"folds": folds, "per_fold": accs, "mean": float(np.mean(accs)), "std": std}
 
 
@@ -316,7 +316,7 @@ def build_seed_report(run_dir: str | Path) -> Path:
             lines += [
                 f"Ensemble of the {len(per_seed)} seeds (their test probabilities averaged per clip), "
                 f"folds {', '.join(map(str, ensemble['folds']))}: test accuracy "
-                f"{ensemble['mean']:.3f} ± {ensemble['std']:.3f} ({per_fold}).",
+                f"{_fmt(ensemble)} ({per_fold}).",
                 "",
             ]
     atomic_write_json(run_dir / "report.json", summary)

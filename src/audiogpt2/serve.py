@@ -238,26 +238,13 @@ def build_page(classifier: Classifier, batcher: MicroBatcher, max_seconds: float
     picture, and the features the model sees."""
     import gradio as gr
 
-    sr = classifier.config.audio.sample_rate
-    pictures = Path(tempfile.mkdtemp(prefix="audiogpt2-serve-"))
-
     def analyse(path: str | None) -> tuple[Any, Any, Any]:
         if not path:
             raise gr.Error("Upload a sound file or record one first.")
         try:
-            with open(path, "rb") as handle:  # Gradio's own upload copy, not a path a user named
-                y = decode_audio(handle, sr, max_seconds)
+            return analyse_upload(classifier, batcher, path, max_seconds)
         except AudioError as exc:
             raise gr.Error(f"This file cannot be used: {exc}") from None
-        feats, starts, n = classifier.window_features(y, sr)
-        result = classifier.prediction(batcher.forward(feats), starts, n)
-        labels = dict(result.top(min(5, len(classifier.classes))))
-        timeline = None
-        if len(starts) > 1:
-            from audiogpt2.predict import write_timeline
-
-            timeline = str(write_timeline(result, pictures / f"timeline-{os.getpid()}-{id(result)}")[0])
-        return labels, timeline, feature_picture(feats[0], classifier)
 
     title = f"audiogpt2: {len(classifier.classes)} sound classes"
     with gr.Blocks(title=title, analytics_enabled=False) as page:
@@ -269,10 +256,34 @@ def build_page(classifier: Classifier, batcher: MicroBatcher, max_seconds: float
         with gr.Row():
             top = gr.Label(num_top_classes=5, label="Top classes")
             spectrum = gr.Image(label="What the model sees (first window)", type="numpy")
-        timeline = gr.Image(label="Labels over time (recordings longer than one window)", type="filepath")
+        timeline = gr.Image(label="Labels over time (recordings longer than one window)", type="numpy")
         for event in (audio.upload, audio.stop_recording):
             event(analyse, audio, [top, timeline, spectrum])
     return page
+
+
+def analyse_upload(
+    classifier: Classifier, batcher: MicroBatcher, path: str, max_seconds: float
+) -> tuple[dict[str, float], np.ndarray | None, np.ndarray]:
+    """The page's answer for one uploaded file: the top classes, the labels over time (for
+    recordings longer than one window) and the features, as pictures held in memory, so a
+    server that runs for weeks leaves no files behind."""
+    sr = classifier.config.audio.sample_rate
+    with open(path, "rb") as handle:  # Gradio's own upload copy, not a path a user named
+        y = decode_audio(handle, sr, max_seconds)
+    feats, starts, n = classifier.window_features(y, sr)
+    result = classifier.prediction(batcher.forward(feats), starts, n)
+    labels = dict(result.top(min(5, len(classifier.classes))))
+    timeline = None
+    if len(starts) > 1:
+        from matplotlib.image import imread
+
+        from audiogpt2.predict import write_timeline
+
+        with tempfile.TemporaryDirectory(prefix="audiogpt2-serve-") as tmp:
+            png, _ = write_timeline(result, Path(tmp) / "timeline")
+            timeline = (imread(png)[..., :3] * 255).round().astype(np.uint8)
+    return labels, timeline, feature_picture(feats[0], classifier)
 
 
 def feature_picture(feats: np.ndarray, classifier: Classifier) -> np.ndarray:

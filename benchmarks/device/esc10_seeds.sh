@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# On a lent GPU machine: step 13 of benchmarks/esc10_results.sh (the spec's question over
+# three seeds: MiniLM pretrained vs random init under both baseline readings, each backbone
+# learning rate of the grid), every seed and learning rate as its own process on the one GPU.
+# Experiment names end in -h100 (SUFFIX), so GPU rows never mix with CPU rows.
+#
+# First, here: bash benchmarks/device/prepare.sh. Then three device `run` calls, each right
+# after the last (the machine is given back after 30 s idle):
+#   1. carry [".whl", ".device"]:
+#        bash benchmarks/device/esc10_seeds.sh install
+#   2. carry ["data/preprocessed/esc10-seed0.pt", "data/preprocessed/esc10-seed1.pt"]:
+#        bash benchmarks/device/esc10_seeds.sh start 0 1
+#   3. carry ["data/preprocessed/esc10-seed2.pt"]:
+#        bash benchmarks/device/esc10_seeds.sh start 2 && bash benchmarks/device/esc10_seeds.sh collect 480
+# `start` returns at once (the jobs run detached); `collect SECONDS` waits for them at most
+# that long, then packs the finished folds (no checkpoints) into $OUT/runs.tar.gz. Here:
+#   tar xzf <files_at>/runs.tar.gz && audiogpt2 report runs/esc10-minilm-seeds-lr2e-5-h100 ...
+# A fold still training at the deadline is lost; the next `collect` in the same warm
+# session packs what finished since. LRS limits the grid (default: all three rates).
+set -euo pipefail
+export PYTHONPATH=$PWD/src:/tmp/site PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+LRS=${LRS:-2e-5 1e-4 5e-4}
+EXTRA=${EXTRA:-}  # more cv arguments, e.g. for a dry run here: "--fold 1 --set train.epochs=1 --device cpu"
+SUFFIX=${SUFFIX:--h100}
+case "${1:-}" in
+  install)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    python3 -c "import torch, transformers, librosa, audiogpt2; print('torch', torch.__version__, \
+torch.cuda.get_device_name(0), 'transformers', transformers.__version__, 'librosa', librosa.__version__)"
+    ;;
+  start)
+    shift
+    mkdir -p logs
+    for SEED in "$@"; do
+      for LR in $LRS; do
+        for KIND in seeds all-seeds; do
+          ARMS=()
+          [ "$KIND" = all-seeds ] && ARMS=(--arms baseline --baseline-trainable all)
+          # shellcheck disable=SC2086
+          setsid nohup python3 benchmarks/device/cached.py cv --name "esc10-minilm-$KIND-lr$LR$SUFFIX" \
+            --backbone minilm --lr-backbone "$LR" --data none --subset esc10 \
+            --cache data/preprocessed/esc10.pt --seeds "$SEED" --device cuda --threads 1 "${ARMS[@]}" $EXTRA \
+            > "logs/$KIND-lr$LR-seed$SEED.log" 2>&1 &
+        done
+      done
+    done
+    sleep 5
+    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
+    ;;
+  collect)
+    deadline=$((SECONDS + ${2:-480}))
+    while pgrep -f benchmarks/device/cached.py > /dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+      sleep 15
+    done
+    for log in logs/*.log; do echo "== $log"; tail -n 2 "$log"; done
+    shopt -s nullglob
+    runs=(runs/esc10-minilm-*"$SUFFIX")
+    tar czf "$OUT/runs.tar.gz" --exclude='*.pt' "${runs[@]}" logs
+    ;;
+  *)
+    echo "usage: $0 install | start SEED... | collect [SECONDS]" >&2
+    exit 2
+    ;;
+esac
