@@ -247,7 +247,8 @@ def build_page(classifier: Classifier, batcher: MicroBatcher, max_seconds: float
             raise gr.Error(f"This file cannot be used: {exc}") from None
 
     title = f"audiogpt2: {len(classifier.classes)} sound classes"
-    with gr.Blocks(title=title, analytics_enabled=False) as page:
+    # Gradio keeps a copy of every upload; delete_cache drops those over an hour old, hourly.
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         gr.Markdown(
             f"## {title}\nUpload a recording or record one; long recordings are classified "
             f"in {classifier.config.audio.clip_seconds:g} s windows. JSON API: [/docs](/docs)."
