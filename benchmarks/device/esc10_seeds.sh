@@ -16,7 +16,8 @@
 # that long, then packs the finished folds (no checkpoints) into $OUT/runs.tar.gz. Here:
 #   tar xzf <files_at>/runs.tar.gz && audiogpt2 report runs/esc10-minilm-seeds-lr2e-5-h100 ...
 # A fold still training at the deadline is lost; the next `collect` in the same warm
-# session packs what finished since. LRS limits the grid (default: all three rates).
+# session packs what finished since. LRS limits the grid (default: all three rates);
+# `start 0` also runs the spec's CNN-only CV on the machine's CPU (XMACHINE=0: not).
 set -euo pipefail
 export PYTHONPATH=$PWD/src:/tmp/site PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 LRS=${LRS:-2e-5 1e-4 5e-4}
@@ -44,6 +45,16 @@ torch.cuda.get_device_name(0), 'transformers', transformers.__version__, 'libros
         done
       done
     done
+    if [[ " $* " == *" 0 "* ]] && [ "${XMACHINE:-1}" = 1 ]; then
+      # The cross-machine spread (issue "Settle the spec's question"): the spec's CNN-only
+      # CV, seed 0, on this machine's CPU with 2 threads, as run here by
+      #   audiogpt2 cv --name esc10-cnn-only-xmachine --backbone none --arms baseline \
+      #     --data ../shared/data/ESC-10 --subset esc10 --cache data/preprocessed/esc10.pt --seeds 0 --device cpu --threads 2
+      # then: audiogpt2 compare runs/esc10-cnn-only-xmachine-device:baseline runs/esc10-cnn-only-xmachine:baseline
+      setsid nohup python3 benchmarks/device/cached.py cv --name esc10-cnn-only-xmachine-device --backbone none \
+        --arms baseline --data none --subset esc10 --cache data/preprocessed/esc10.pt --seeds 0 --device cpu \
+        --threads 2 > logs/cnn-only-xmachine.log 2>&1 &
+    fi
     sleep 5
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
     ;;
@@ -54,7 +65,7 @@ torch.cuda.get_device_name(0), 'transformers', transformers.__version__, 'libros
     done
     for log in logs/*.log; do echo "== $log"; tail -n 2 "$log"; done
     shopt -s nullglob
-    runs=(runs/esc10-minilm-*"$SUFFIX")
+    runs=(runs/esc10-minilm-*"$SUFFIX" runs/esc10-cnn-only-xmachine-devic[e])  # [e]: skipped if absent
     tar czf "$OUT/runs.tar.gz" --exclude='*.pt' "${runs[@]}" logs
     ;;
   *)
