@@ -1,0 +1,71 @@
+"""The "pretrained vs random" table of docs/results.md from whichever runs exist: each
+comparison's mean difference with its 95 % interval, corrected p (and the plain one), wins
+and losses, and the seed-to-seed noise floor of both sides (``audiogpt2 compare``, paired by
+fold and seed). Runs come from steps 12-13 of benchmarks/esc10_results.sh; a comparison
+whose runs are missing or unfinished is listed as such, never guessed.
+
+    python benchmarks/pretraining_table.py [--runs runs] [--suffix -h100]
+
+``--suffix`` reads the spec-recipe runs made on a lent GPU (benchmarks/device/esc10_seeds.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from audiogpt2.compare import CompareError, compare
+
+
+def comparisons(runs: str, suffix: str) -> list[tuple[str, str, str]]:
+    spec = f"{runs}/esc10-minilm-seeds-{{}}{suffix}"
+    spec_all = f"{runs}/esc10-minilm-all-seeds-{{}}{suffix}"
+    rows = []
+    for lr, what in (("lr2e-5", "spec learning rates"), ("tuned", "each arm's rate chosen on validation")):
+        rows += [
+            (f"spec recipe, {what}: pretrained - random (`schedule`)",
+             f"{spec.format(lr)}:finetuned", f"{spec.format(lr)}:baseline"),
+            (f"spec recipe, {what}: pretrained - random (`all`)",
+             f"{spec.format(lr)}:finetuned", f"{spec_all.format(lr)}:baseline"),
+            (f"spec recipe, {what}: random `all` - random `schedule`",
+             f"{spec_all.format(lr)}:baseline", f"{spec.format(lr)}:baseline"),
+        ]  # fmt: skip
+    final = f"{runs}/esc10-recipe-band-minilm"
+    rows += [
+        ("final recipe: pretrained - random (`all`)", f"{final}:finetuned", f"{final}:baseline"),
+        ("final recipe: pretrained MiniLM - CNN only", f"{final}:finetuned",
+         f"{runs}/esc10-recipe-band:baseline"),  # fmt: skip
+    ]
+    return rows
+
+
+def num(x: float | None, fmt: str = "{:.3f}") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", default="runs")
+    parser.add_argument("--suffix", default="")
+    args = parser.parse_args()
+    print("| comparison (A - B, test accuracy) | pairs (fold x seed) | mean difference, 95 % CI "
+          "| p corrected (plain) | A wins / losses / ties | seed noise floor A, B |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, side_a, side_b in comparisons(args.runs, args.suffix):
+        try:
+            r = compare(side_a, side_b)
+        except (CompareError, FileNotFoundError) as exc:
+            print(f"| {label} | not run yet | | | | |")
+            print(f"{label}: {exc}", file=sys.stderr)
+            continue
+        ci = f"[{num(r['ci_low'], '{:+.3f}')}, {num(r['ci_high'], '{:+.3f}')}]"
+        p = f"{num(r['p'], '{:.2f}')} ({num(r['p_uncorrected'], '{:.2f}')})"
+        print(
+            f"| {label} | {r['n']} | {r['mean']:+.3f} {ci} | {p} | {r['wins']} / {r['losses']} / {r['ties']} "
+            f"| {num(r['seed_std_a'])}, {num(r['seed_std_b'])} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
