@@ -96,7 +96,7 @@ audiogpt2 cv --name esc10-recipe-band-minilm --config configs/recipe.toml --data
 #     comparisons pair by fold and seed). `select` then picks, per seed, fold and arm, the
 #     learning rate with the best validation accuracy (ties: lower validation loss). About
 #     20 minutes per arm and seed alone on 2 CPU cores; spec learning rate first. On a lent
-#     GPU machine with no network: benchmarks/device/esc10_seeds.sh (names end in -h100).
+#     GPU machine with no network: benchmarks/device/gpu.sh (names end in -h100).
 for LR in 2e-5 1e-4 5e-4; do
   audiogpt2 cv --name "esc10-minilm-seeds-lr$LR" --backbone minilm --lr-backbone "$LR" "${COMMON[@]}" \
     --threads 2 --seeds 0,1,2

@@ -6,7 +6,7 @@ whose runs are missing or unfinished is listed as such, never guessed.
 
     python benchmarks/pretraining_table.py [--runs runs] [--suffix -h100]
 
-``--suffix`` reads the spec-recipe runs made on a lent GPU (benchmarks/device/esc10_seeds.sh).
+``--suffix`` reads the spec-recipe runs made on a lent GPU (benchmarks/device/gpu.sh).
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ measured in the same run, the share of step time spent producing batches, and th
 implied seconds per epoch at ESC-50 size (1600 training clips).
 
     python benchmarks/train_step.py [--steps 10] [--threads N] [--compile]
+    python benchmarks/train_step.py --device cuda [--batch 16]
+
+On a GPU (--device cuda) it times the step in fp32 and under bf16 autocast (what
+`train --amp` does), side by side, against the GPU's bf16 matrix-multiply peak measured in
+the same run (8192^3).
 
 The single-process run times the same step side by side with AdamW one tensor at a time
 (torch's CPU default, what train used before), foreach and fused; --compile adds a
@@ -42,16 +47,23 @@ from audiogpt2.model import build_model
 from audiogpt2.train import TrainingSet, configure_optimizer, make_adamw, param_groups
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(n: int = 2048, repeats: int = 10, device: str = "cpu", dtype=torch.float32) -> float:
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
     times = []
     for _ in range(repeats):
+        sync(device)
         t = time.perf_counter()
         a @ b
+        sync(device)
         times.append(time.perf_counter() - t)
     return 2 * n**3 / min(times)
+
+
+def sync(device: str | torch.device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
 
 
 def fake_cache(rows: int, config: Config) -> FeatureCache:
@@ -141,6 +153,8 @@ def main() -> None:
     parser.add_argument("--nproc", type=int, default=1, help="gloo processes: data-parallel comparison")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--compile", action="store_true", help="time the torch.compile'd step")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda[:N]")
+    parser.add_argument("--batch", type=int, default=0, help="batch size (default: the config's, 16)")
     args = parser.parse_args()
     if args.nproc > 1:
         import socket
@@ -156,16 +170,25 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config, model, _, loss_fn, bs = _model_and_optimizer()
+    bs = args.batch or bs
+    gpu = torch.device(args.device).type == "cuda"
 
     cache = fake_cache(bs * (args.steps + 2), config)
     loader = DataLoader(TrainingSet(cache, np.arange(len(cache.labels)), config.augment, 0), batch_size=bs)
     t = time.perf_counter()
     batches = list(loader)
     load_s = (time.perf_counter() - t) / len(batches)
+    model.to(args.device)
+    batches = [(x.to(args.device), y.to(args.device)) for x, y in batches]
 
-    peak = matmul_peak()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; CPU bf16: {cpu_bf16()}")
-    print(f"fp32 matmul peak (2048^3, best of 10): {peak / 1e9:.1f} GFLOP/s")
+    if gpu:
+        peak = matmul_peak(8192, device=args.device, dtype=torch.bfloat16)
+        print(f"torch {torch.__version__}, {torch.cuda.get_device_name(args.device)}")
+        print(f"bf16 matmul peak (8192^3, best of 10): {peak / 1e12:.1f} TFLOP/s")
+    else:
+        peak = matmul_peak()
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; CPU bf16: {cpu_bf16()}")
+        print(f"fp32 matmul peak (2048^3, best of 10): {peak / 1e9:.1f} GFLOP/s")
     print(f"batch production (SpecAugment + collate): {load_s * 1000:.1f} ms per batch of {bs}")
 
     for phase, blocks in (("frozen (epochs 1-4)", []), ("unfrozen blocks 0-2 (epochs 15+)", [0, 1, 2])):
@@ -176,11 +199,11 @@ def main() -> None:
         flops = step_flops(model, loss_fn, batches[0])
         print(f"\n[{phase}] batch {bs}, {flops / 1e9:.1f} GFLOP per step (fwd+bwd), median of "
               f"{args.steps} steps, side by side")  # fmt: skip
-        for name, forward, impl, compile_step in variants(model, args.compile):
+        for name, forward, impl, compile_step, amp in variants(model, args.compile, gpu):
             optimizer = make_adamw(param_groups(model, config.train), config.train.weight_decay, impl)
             opt_step = torch.compile(optimizer.step) if compile_step else optimizer.step
             t = time.perf_counter()
-            sec = timed_steps(forward, optimizer, opt_step, loss_fn, batches[1:])
+            sec = timed_steps(forward, optimizer, opt_step, loss_fn, batches[1:], args.device, amp)
             warm = time.perf_counter() - t - sec * (len(batches) - 3)
             note = f"  (compile + warm-up {warm:.0f} s)" if compile_step or forward is not model else ""
             print(f"  {name:44s} {sec * 1000:6.0f} ms  {flops / sec / 1e9:6.1f} GFLOP/s "
@@ -200,17 +223,23 @@ def cpu_bf16() -> str:
     return ", ".join(found) if found else "none (no avx512_bf16/amx_bf16)"
 
 
-def variants(model: torch.nn.Module, compile_model: bool) -> list[tuple]:
-    """(name, forward, AdamW implementation, compile the optimizer step)."""
-    out = [
-        ("eager, AdamW one tensor at a time (before)", model, "loop", False),
-        ("eager, AdamW foreach", model, "foreach", False),
-        ("eager, AdamW fused", model, "fused", False),
-    ]
+def variants(model: torch.nn.Module, compile_model: bool, gpu: bool = False) -> list[tuple]:
+    """(name, forward, AdamW implementation, compile the optimizer step, bf16 autocast)."""
+    if gpu:
+        out = [
+            ("fp32, AdamW fused", model, "fused", False, False),
+            ("bf16 autocast (train --amp), AdamW fused", model, "fused", False, True),
+        ]
+    else:
+        out = [
+            ("eager, AdamW one tensor at a time (before)", model, "loop", False, False),
+            ("eager, AdamW foreach", model, "foreach", False, False),
+            ("eager, AdamW fused", model, "fused", False, False),
+        ]
     if compile_model:
         out += [
-            ("eager, AdamW foreach, compiled optimizer step", model, "foreach", True),
-            ("compiled forward/backward, AdamW fused", torch.compile(model), "fused", False),
+            ("eager, AdamW foreach, compiled optimizer step", model, "foreach", True, gpu),
+            ("compiled forward/backward, AdamW fused", torch.compile(model), "fused", False, gpu),
         ]
     return out
 
@@ -223,15 +252,18 @@ def step_flops(model: torch.nn.Module, loss_fn, batch) -> float:
     return counter.get_total_flops()
 
 
-def timed_steps(forward, optimizer, opt_step, loss_fn, batches) -> float:
+def timed_steps(forward, optimizer, opt_step, loss_fn, batches, device="cpu", amp=False) -> float:
     """Median seconds of one full training step; the first two steps warm up (and compile)."""
     times = []
     for i, (x, y) in enumerate(batches):
+        sync(device)
         t = time.perf_counter()
-        loss = loss_fn(forward(x), y)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+            loss = loss_fn(forward(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         opt_step()
+        sync(device)
         if i >= 2:
             times.append(time.perf_counter() - t)
     return statistics.median(times)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Here, before using a lent GPU machine: what benchmarks/device/esc10_seeds.sh needs there,
+# Here, before using a lent GPU machine: what benchmarks/device/gpu.sh needs there,
 # which cannot reach the network and takes 64 MiB per call (the working tree included).
 #   bash benchmarks/device/prepare.sh [ESC-10 or ESC-50 root]
 # Writes .whl/ (the audio packages its image lacks, for its Python 3.12; ~2 MB),

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# On a lent GPU machine: step 13 of benchmarks/esc10_results.sh (the spec's question over
-# three seeds: MiniLM pretrained vs random init under both baseline readings, each backbone
-# learning rate of the grid), every seed and learning rate as its own process on the one GPU.
-# Experiment names end in -h100 (SUFFIX), so GPU rows never mix with CPU rows.
+# What one lease of a lent GPU machine runs (it has no network and takes 64 MiB per call):
+# - gpucheck: the CUDA path and --amp of issue "Fast inference and deployable exports": the
+#   tests, benchmarks/train_step.py as a fraction of the GPU's bf16 peak, one ESC-10 fold
+#   end to end with --amp;
+# - start/collect: step 13 of benchmarks/esc10_results.sh (the spec's question over three
+#   seeds: MiniLM pretrained vs random init under both baseline readings, at each backbone
+#   learning rate of the grid), every seed and learning rate as its own process on the GPU.
+#   Experiment names end in -h100 (SUFFIX), so GPU rows never mix with CPU rows.
 #
 # First, here: bash benchmarks/device/prepare.sh. Then three device `run` calls, each right
 # after the last (the machine is given back after 30 s idle):
 #   1. carry [".whl", ".device"]:
-#        bash benchmarks/device/esc10_seeds.sh install
+#        bash benchmarks/device/gpu.sh install
 #   2. carry ["data/preprocessed/esc10-seed0.pt", "data/preprocessed/esc10-seed1.pt"]:
-#        bash benchmarks/device/esc10_seeds.sh start 0 1
+#        bash benchmarks/device/gpu.sh gpucheck && bash benchmarks/device/gpu.sh start 0 1
 #   3. carry ["data/preprocessed/esc10-seed2.pt"]:
-#        bash benchmarks/device/esc10_seeds.sh start 2 && bash benchmarks/device/esc10_seeds.sh collect 480
+#        bash benchmarks/device/gpu.sh start 2 && bash benchmarks/device/gpu.sh collect 480
 # `start` returns at once (the jobs run detached); `collect SECONDS` waits for them at most
 # that long, then packs the finished folds (no checkpoints) into $OUT/runs.tar.gz. Here:
 #   tar xzf <files_at>/runs.tar.gz && audiogpt2 report runs/esc10-minilm-seeds-lr2e-5-h100 ...
+#   python benchmarks/pretraining_table.py --suffix -h100
 # A fold still training at the deadline is lost; the next `collect` in the same warm
 # session packs what finished since. LRS limits the grid (default: all three rates);
 # `start 0` also runs the spec's CNN-only CV on the machine's CPU (XMACHINE=0: not).
@@ -28,6 +33,16 @@ case "${1:-}" in
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     python3 -c "import torch, transformers, librosa, audiogpt2; print('torch', torch.__version__, \
 torch.cuda.get_device_name(0), 'transformers', transformers.__version__, 'librosa', librosa.__version__)"
+    ;;
+  gpucheck)
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpucheck.txt"
+    # A report: whatever fails is printed, and the lease goes on to `start`.
+    { python3 benchmarks/train_step.py --device cuda --steps 20 || true
+      python3 benchmarks/train_step.py --device cuda --steps 20 --batch 128 || true
+      python3 benchmarks/device/cached.py cv --name esc10-gpu-amp --backbone minilm --data none --subset esc10 \
+        --cache data/preprocessed/esc10.pt --seeds 0 --fold 1 --device cuda --amp 2>&1 | grep -E "device|fold 1" || true
+      timeout 300 python3 -m pytest -q -x -m "not slow" -p no:cacheprovider 2>&1 | tail -n 15 || true
+    } 2>&1 | tee -a "$OUT/gpucheck.txt"
     ;;
   start)
     shift
@@ -65,11 +80,11 @@ torch.cuda.get_device_name(0), 'transformers', transformers.__version__, 'libros
     done
     for log in logs/*.log; do echo "== $log"; tail -n 2 "$log"; done
     shopt -s nullglob
-    runs=(runs/esc10-minilm-*"$SUFFIX" runs/esc10-cnn-only-xmachine-devic[e])  # [e]: skipped if absent
+    runs=(runs/esc10-minilm-*"$SUFFIX" runs/esc10-cnn-only-xmachine-devic[e] runs/esc10-gpu-am[p])  # [e], [p]: skipped if absent
     tar czf "$OUT/runs.tar.gz" --exclude='*.pt' "${runs[@]}" logs
     ;;
   *)
-    echo "usage: $0 install | start SEED... | collect [SECONDS]" >&2
+    echo "usage: $0 install | gpucheck | start SEED... | collect [SECONDS]" >&2
     exit 2
     ;;
 esac
