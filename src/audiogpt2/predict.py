@@ -204,20 +204,14 @@ def predict_paths(
     return done, skipped
 
 
-def write_timeline(prediction: Prediction, path: str | Path, title: str = "") -> tuple[Path, Path]:
-    """A long recording's per-window labels as a picture (PNG: one coloured band per window,
-    its label and probability) and as CSV (start, end, label, probability) beside it."""
-    import csv
-    import io
-
+def timeline_figure(prediction: Prediction, title: str = "") -> Any:
+    """A long recording's per-window labels as a matplotlib figure: one coloured band per
+    window, its label and probability."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from audiogpt2.io import atomic_savefig, atomic_write_text
-
-    path = Path(path)
     windows = prediction.windows
     labels = sorted({w["label"] for w in windows}, key=prediction.labels.index)
     colours = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}
@@ -240,11 +234,26 @@ def write_timeline(prediction: Prediction, path: str | Path, title: str = "") ->
     probs.set_xlabel("time (s)")
     probs.set_xlim(0, end)
     fig.tight_layout()
+    return fig
+
+
+def write_timeline(prediction: Prediction, path: str | Path, title: str = "") -> tuple[Path, Path]:
+    """The timeline picture as PNG and the same windows as CSV (start, end, label,
+    probability) beside it."""
+    import csv
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from audiogpt2.io import atomic_savefig, atomic_write_text
+
+    path = Path(path)
+    fig = timeline_figure(prediction, title)
     png = atomic_savefig(fig, path.with_suffix(".png"), dpi=110)
     plt.close(fig)
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(["start_s", "end_s", "label", "probability"])
-    for w in windows:
+    for w in prediction.windows:
         writer.writerow([f"{w['start']:.3f}", f"{w['end']:.3f}", w["label"], f"{w['probability']:.4f}"])
     return png, atomic_write_text(path.with_suffix(".csv"), rows.getvalue())

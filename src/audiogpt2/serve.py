@@ -12,7 +12,6 @@ import asyncio
 import io
 import logging
 import os
-import tempfile
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -277,13 +276,9 @@ def analyse_upload(
     labels = dict(result.top(min(5, len(classifier.classes))))
     timeline = None
     if len(starts) > 1:
-        from matplotlib.image import imread
+        from audiogpt2.predict import timeline_figure
 
-        from audiogpt2.predict import write_timeline
-
-        with tempfile.TemporaryDirectory(prefix="audiogpt2-serve-") as tmp:
-            png, _ = write_timeline(result, Path(tmp) / "timeline")
-            timeline = (imread(png)[..., :3] * 255).round().astype(np.uint8)
+        timeline = figure_array(timeline_figure(result))
     return labels, timeline, feature_picture(feats[0], classifier)
 
 
@@ -304,6 +299,13 @@ def feature_picture(feats: np.ndarray, classifier: Classifier) -> np.ndarray:
     scale = "normalised per clip" if audio.normalize == "clip" else "dB about the clip's mean"
     ax.set_title(f"{what} ({scale})", fontsize=9)
     fig.tight_layout()
+    return figure_array(fig)
+
+
+def figure_array(fig: Any) -> np.ndarray:
+    """A matplotlib figure as an RGB array (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
     fig.canvas.draw()
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
