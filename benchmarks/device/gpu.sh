@@ -28,6 +28,8 @@ export PYTHONPATH=$PWD/src:/tmp/site PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=f
 LRS=${LRS:-2e-5 1e-4 5e-4}
 EXTRA=${EXTRA:-}  # more cv arguments, e.g. for a dry run here: "--fold 1 --set train.epochs=1 --device cpu"
 SUFFIX=${SUFFIX:--h100}
+# The CLI on the carried caches (spec features; each seed's cache is esc10-seed<k>.pt).
+CACHED_CV=(python3 benchmarks/device/cached.py cv --data none --subset esc10 --cache data/preprocessed/esc10.pt)
 case "${1:-}" in
   install)
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -39,8 +41,8 @@ torch.cuda.get_device_name(0), 'transformers', transformers.__version__, 'libros
     # A report: whatever fails is printed, and the lease goes on to `start`.
     { python3 benchmarks/train_step.py --device cuda --steps 20 || true
       python3 benchmarks/train_step.py --device cuda --steps 20 --batch 128 || true
-      python3 benchmarks/device/cached.py cv --name esc10-gpu-amp --backbone minilm --data none --subset esc10 \
-        --cache data/preprocessed/esc10.pt --seeds 0 --fold 1 --device cuda --amp 2>&1 | grep -E "device|fold 1" || true
+      "${CACHED_CV[@]}" --name esc10-gpu-amp --backbone minilm --seeds 0 --fold 1 --device cuda --amp 2>&1 \
+        | grep -E "device|fold 1" || true
       timeout 300 python3 -m pytest -q -x -m "not slow" -p no:cacheprovider 2>&1 | tail -n 15 || true
     } 2>&1 | tee -a "$OUT/gpucheck.txt"
     ;;
@@ -53,9 +55,8 @@ torch.cuda.get_device_name(0), 'transformers', transformers.__version__, 'libros
           ARMS=()
           [ "$KIND" = all-seeds ] && ARMS=(--arms baseline --baseline-trainable all)
           # shellcheck disable=SC2086
-          setsid nohup python3 benchmarks/device/cached.py cv --name "esc10-minilm-$KIND-lr$LR$SUFFIX" \
-            --backbone minilm --lr-backbone "$LR" --data none --subset esc10 \
-            --cache data/preprocessed/esc10.pt --seeds "$SEED" --device cuda --threads 1 "${ARMS[@]}" $EXTRA \
+          setsid nohup "${CACHED_CV[@]}" --name "esc10-minilm-$KIND-lr$LR$SUFFIX" --backbone minilm \
+            --lr-backbone "$LR" --seeds "$SEED" --device cuda --threads 1 "${ARMS[@]}" $EXTRA \
             > "logs/$KIND-lr$LR-seed$SEED.log" 2>&1 &
         done
       done
@@ -66,9 +67,8 @@ torch.cuda.get_device_name(0), 'transformers', transformers.__version__, 'libros
       #   audiogpt2 cv --name esc10-cnn-only-xmachine --backbone none --arms baseline \
       #     --data ../shared/data/ESC-10 --subset esc10 --cache data/preprocessed/esc10.pt --seeds 0 --device cpu --threads 2
       # then: audiogpt2 compare runs/esc10-cnn-only-xmachine-device:baseline runs/esc10-cnn-only-xmachine:baseline
-      setsid nohup python3 benchmarks/device/cached.py cv --name esc10-cnn-only-xmachine-device --backbone none \
-        --arms baseline --data none --subset esc10 --cache data/preprocessed/esc10.pt --seeds 0 --device cpu \
-        --threads 2 > logs/cnn-only-xmachine.log 2>&1 &
+      setsid nohup "${CACHED_CV[@]}" --name esc10-cnn-only-xmachine-device --backbone none --arms baseline \
+        --seeds 0 --device cpu --threads 2 > logs/cnn-only-xmachine.log 2>&1 &
     fi
     sleep 5
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
