@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Copy the small outputs of finished folds (metrics, curves, config; no checkpoints) from
 # runs/ into docs/results/, then rebuild every report and the table in docs/results.md.
+#   bash benchmarks/publish_results.sh                      # every runs/esc10-* experiment
+#   bash benchmarks/publish_results.sh runs/esc10-recipe-band-minilm   # only the ones named
+# Name the experiments when others are still training, so no partial run is published.
 set -euo pipefail
 published=()
-for run in runs/esc10-*/; do
+runs=("$@")
+[ ${#runs[@]} -gt 0 ] || runs=(runs/esc10-*/)
+for run in "${runs[@]}"; do
+  run="${run%/}/"
   name=$(basename "$run")
   found=0
   for metrics in "$run"fold*/*/metrics.json "$run"seed*/fold*/*/metrics.json; do
