@@ -227,7 +227,9 @@ def test_seed_report_skips_a_seed_with_no_finished_fold(small_config, small_cach
     run_cv(config, small_cache, tmp_path / "rep" / "seed0", ["baseline"], [1], progress=False)
     (tmp_path / "rep" / "seed1" / "fold2" / "baseline").mkdir(parents=True)  # still training
     text = build_seed_report(tmp_path / "rep").read_text()
-    assert "(1 seeds)" in text and "| 1 |" in text
+    assert "(1 seed)" in text and "| 1 |" in text
+    # one seed has no seed-to-seed spread: said in words, never printed as nan
+    assert "nan" not in text and "not measurable with one seed" in text
 
 
 def test_refit_without_a_validation_set_trains_every_training_clip(

@@ -279,7 +279,8 @@ def build_seed_report(run_dir: str | Path) -> Path:
         if d.name in per_seed:
             build_report(d)
     arms = sorted({arm for found in per_seed.values() for arm in found})
-    lines = [f"# Repeated cross-validation: {run_dir.name} ({len(per_seed)} seeds)", ""]
+    n = len(per_seed)
+    lines = [f"# Repeated cross-validation: {run_dir.name} ({n} seed{'s' if n > 1 else ''})", ""]
     summary: dict[str, Any] = {"run_dir": str(run_dir), "seeds": list(per_seed), "arms": {}}
     for arm in arms:
         folds = sorted({f for found in per_seed.values() for f in found.get(arm, {})})
@@ -300,13 +301,14 @@ def build_seed_report(run_dir: str | Path) -> Path:
         ]
         for f in folds:
             cells = " | ".join(f"{acc[(n, f)]:.3f}" if (n, f) in acc else "-" for n in per_seed)
-            lines.append(f"| {f} | {cells} | {spreads.get(f, float('nan')):.3f} |")
+            spread = f"{spreads[f]:.3f}" if f in spreads else "n/a (one seed)"
+            lines.append(f"| {f} | {cells} | {spread} |")
+        floor = f"{np.mean(list(spreads.values())):.3f}" if spreads else "not measurable with one seed"
         lines += [
             "| mean | " + " | ".join(f"{means[n]:.3f}" for n in per_seed) + " | |",
             "",
             f"Mean over folds and seeds: {np.mean(list(acc.values())):.3f}; seed-to-seed standard "
-            f"deviation within a fold, averaged over folds: "
-            f"{np.mean(list(spreads.values())) if spreads else float('nan'):.3f} (the noise floor).",
+            f"deviation within a fold, averaged over folds: {floor} (the noise floor).",
             "",
         ]
         ensemble = seed_ensemble({name: found.get(arm, {}) for name, found in per_seed.items()})
