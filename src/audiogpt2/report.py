@@ -279,8 +279,8 @@ def build_seed_report(run_dir: str | Path) -> Path:
         if d.name in per_seed:
             build_report(d)
     arms = sorted({arm for found in per_seed.values() for arm in found})
-    n = len(per_seed)
-    lines = [f"# Repeated cross-validation: {run_dir.name} ({n} seed{'s' if n > 1 else ''})", ""]
+    n_seeds = len(per_seed)
+    lines = [f"# Repeated cross-validation: {run_dir.name} ({n_seeds} seed{'s' if n_seeds > 1 else ''})", ""]
     summary: dict[str, Any] = {"run_dir": str(run_dir), "seeds": list(per_seed), "arms": {}}
     for arm in arms:
         folds = sorted({f for found in per_seed.values() for f in found.get(arm, {})})
