@@ -85,7 +85,8 @@ audiogpt2 cv --name esc10-recipe-band --config configs/recipe.toml --data "$DATA
 # 12. The final recipe with the MiniLM transformer: pretrained (spec's gradual unfreezing)
 #     against the same network from random weights, fully trainable from epoch 1
 #     (--baseline-trainable all), paired by fold and seed. Per seed on 2 CPU cores, measured
-#     in session 9: about 31 minutes per fold pretrained, 22 random (4.4 hours for both arms).
+#     over seed 0's five folds: about 26 minutes per fold pretrained, 25 random (4.3 hours
+#     for both arms).
 audiogpt2 cv --name esc10-recipe-band-minilm --config configs/recipe.toml --data "$DATA" --subset esc10 \
   --cache data/preprocessed/esc10-recipe-band.pt --backbone minilm --baseline-trainable all --threads 2 \
   --seeds 0,1,2
