@@ -34,8 +34,11 @@ def comparisons(runs: str, suffix: str) -> list[tuple[str, str, str]]:
     final = f"{runs}/esc10-recipe-band-minilm"
     rows += [
         ("final recipe: pretrained - random (`all`)", f"{final}:finetuned", f"{final}:baseline"),
-        ("final recipe: pretrained MiniLM - CNN only", f"{final}:finetuned",
-         f"{runs}/esc10-recipe-band:baseline"),  # fmt: skip
+        (
+            "final recipe: pretrained MiniLM - CNN only",
+            f"{final}:finetuned",
+            f"{runs}/esc10-recipe-band:baseline",
+        ),  # fmt: skip
     ]
     return rows
 

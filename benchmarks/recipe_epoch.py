@@ -101,10 +101,14 @@ def main() -> None:
         save_checkpoints(run, state, True, Path(tmp) / "best.pt", lambda *_: None)
         save = time.perf_counter() - t
     epoch = produce + steps + val + save
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; config {args.config}, "
-          f"backbone {args.backbone}; {sum(p.numel() for p in model.parameters()):,} parameters")
-    print(f"one ESC-10 fold epoch: {len(train_rows)} training rows in {len(batches)} batches, "
-          f"{len(val_rows)} validation clips x {config.augment.tta} TTA shifts")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; config {args.config}, "
+        f"backbone {args.backbone}; {sum(p.numel() for p in model.parameters()):,} parameters"
+    )
+    print(
+        f"one ESC-10 fold epoch: {len(train_rows)} training rows in {len(batches)} batches, "
+        f"{len(val_rows)} validation clips x {config.augment.tta} TTA shifts"
+    )
     for name, sec in (("batch production", produce), ("training steps", steps),
                       ("validation", val), ("checkpoint writes", save)):  # fmt: skip
         print(f"  {name:18s} {sec:6.2f} s  ({sec / epoch * 100:4.1f} %)")

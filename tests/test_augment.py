@@ -115,6 +115,7 @@ def test_spec_augment_mask_counts():
     f = np.ones((100, 40), np.float32)
     one = AugmentConfig(freq_mask=3, time_mask=3, freq_masks=1, time_masks=1)
     many = AugmentConfig(freq_mask=3, time_mask=3, freq_masks=4, time_masks=4)
+
     def zeros(cfg):
         return np.mean([(spec_augment(f, cfg, np.random.default_rng(s)) == 0).sum() for s in range(50)])
 

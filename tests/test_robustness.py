@@ -235,14 +235,19 @@ def _first_name(text):
         (lambda t: t.replace(_first_name(t), "../../../../etc/passwd", 1), "points outside"),
         (lambda t: t.replace(_first_name(t), "/etc/passwd", 1), "points outside"),
         (
-            lambda t: "\n".join(
-                [t.splitlines()[0]]
-                + [  # the second class's rows claim the first class's name
-                    ",".join(c if i != 3 or r.split(",")[2] != "1" else t.splitlines()[1].split(",")[3]
-                             for i, c in enumerate(r.split(",")))
-                    for r in t.splitlines()[1:]
-                ]
-            ) + "\n",
+            lambda t: (
+                "\n".join(
+                    [t.splitlines()[0]]
+                    + [  # the second class's rows claim the first class's name
+                        ",".join(
+                            c if i != 3 or r.split(",")[2] != "1" else t.splitlines()[1].split(",")[3]
+                            for i, c in enumerate(r.split(","))
+                        )
+                        for r in t.splitlines()[1:]
+                    ]
+                )
+                + "\n"
+            ),
             "one category needs one target",
         ),  # fmt: skip
     ],
@@ -278,10 +283,14 @@ def _manifest(tmp_path, rows):
 @pytest.mark.parametrize(
     ("rows", "fragment"),
     [
-        ([f"clips/x{i}.wav,{'ab'[i % 2]},{i % 5 + 1}" for i in range(10)] + ["./clips/x0.wav,a,5"],
-         "both name"),
-        ([f"clips/x{i}.wav,{'ab'[i % 2]},{i % 5 + 1 if i != 3 else ''}" for i in range(10)],
-         "empty on line(s) 5"),
+        (
+            [f"clips/x{i}.wav,{'ab'[i % 2]},{i % 5 + 1}" for i in range(10)] + ["./clips/x0.wav,a,5"],
+            "both name",
+        ),
+        (
+            [f"clips/x{i}.wav,{'ab'[i % 2]},{i % 5 + 1 if i != 3 else ''}" for i in range(10)],
+            "empty on line(s) 5",
+        ),
         ([f"clips/x{i}.wav,{'ab'[i % 2]}," for i in range(10)], "source"),  # fmt: skip
     ],
 )

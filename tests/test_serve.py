@@ -192,7 +192,6 @@ def test_an_ensemble_serves_the_mean_of_its_members(checkpoint):
     assert top["probability"] == pytest.approx(alone.probabilities[0], abs=1e-5)
 
 
-
 def test_the_page_answers_from_memory_and_leaves_no_files(checkpoint, tmp_path, monkeypatch):
     # The page's pictures used to pile up in a temp folder for as long as the server ran.
     import tempfile

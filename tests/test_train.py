@@ -206,9 +206,7 @@ def test_resume_is_exact_with_the_recipe_augmentation(small_config, small_cache,
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_diverged_loss_stops_training_and_keeps_the_last_good_checkpoint(
-    small_config, small_cache, tmp_path
-):
+def test_diverged_loss_stops_training_and_keeps_the_last_good_checkpoint(small_config, small_cache, tmp_path):
     from audiogpt2.train import TrainingError
 
     path = tmp_path / "best.pt"

@@ -25,8 +25,6 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-
-
 def _add_config_args(p: argparse.ArgumentParser, training: bool = True) -> None:
     """The config flags; ``training=False`` leaves out the ones only training uses."""
     g = p.add_argument_group("configuration (defaults < --config file < these flags)")
@@ -232,8 +230,13 @@ def build_parser() -> Parser:
         help="also draw each file's timeline as DIR/<file>.png and write DIR/<file>.csv",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--ensemble", action="append", default=[], metavar="CHECKPOINT",
-                   help="average with this checkpoint or export too, e.g. another seed's (repeatable)")  # noqa: E501
+    p.add_argument(
+        "--ensemble",
+        action="append",
+        default=[],
+        metavar="CHECKPOINT",
+        help="average with this checkpoint or export too, e.g. another seed's (repeatable)",
+    )  # noqa: E501
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
 
     p = command("export", help="write a checkpoint as safetensors or ONNX for other runtimes")

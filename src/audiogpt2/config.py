@@ -220,9 +220,7 @@ class ModelConfig:
             raise ConfigError(f"model.pooling={self.pooling!r}: use 'mean' or 'last'")
         _positive(self, "model", "head_hidden", "num_classes", "cnn_only_hidden")
         if len(self.cnn_channels) < 2 or any(c <= 0 for c in self.cnn_channels):
-            raise ConfigError(
-                f"model.cnn_channels={self.cnn_channels}: need at least 2 positive widths"
-            )
+            raise ConfigError(f"model.cnn_channels={self.cnn_channels}: need at least 2 positive widths")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout={self.dropout} must be in [0, 1)")
 
@@ -344,7 +342,7 @@ class Config:
         if self.data.val_fraction == 0 and (self.train.schedule != "cosine" or not self.train.average_epochs):
             raise ConfigError(
                 "data.val_fraction = 0 leaves no validation set to pick an epoch or drive the "
-                "plateau schedule: set train.schedule = \"cosine\" and train.average_epochs > 0 "
+                'plateau schedule: set train.schedule = "cosine" and train.average_epochs > 0 '
                 "(the saved model is then the mean of the last epochs), or a val_fraction in (0, 1)"
             )
         return self

@@ -163,9 +163,7 @@ def train_arms(
         train_arm(config, cache, arm, arm_checkpoint(config, arm), resume=resume, progress=progress)
 
 
-def checkpoint_config(
-    config: Config, explicit: set[str], checkpoint: str | None, arms: list[str]
-) -> Config:
+def checkpoint_config(config: Config, explicit: set[str], checkpoint: str | None, arms: list[str]) -> Config:
     """The config a checkpoint was trained with (data, features, classes), with every key
     in ``explicit`` taken from ``config``. Output paths follow the checkpoint's dataset.
 

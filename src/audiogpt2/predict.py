@@ -74,7 +74,6 @@ def predict_proba(
     return np.concatenate(out)
 
 
-
 class Classifier:
     def __init__(self, model: torch.nn.Module, info: Checkpoint, device: str = "cpu") -> None:
         limit_blas_threads()

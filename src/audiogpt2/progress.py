@@ -63,4 +63,3 @@ class Progress:
 
 def _tty() -> bool:
     return sys.stderr.isatty()
-

@@ -50,7 +50,8 @@ def summarise(folds: dict[int, dict[str, Any]]) -> dict[str, Any]:
     out["epochs_run"] = [folds[f]["metrics"].get("epochs_run") for f in sorted(folds)]
     # the saved model: the best-validation epoch, or the epochs whose weights were averaged
     out["best_epoch"] = [
-        f"{folds[f]['average']['averaged_epochs']} (mean)" if folds[f].get("average")
+        f"{folds[f]['average']['averaged_epochs']} (mean)"
+        if folds[f].get("average")
         else folds[f]["metrics"].get("best_epoch")
         for f in sorted(folds)
     ]
@@ -213,7 +214,7 @@ def build_report(run_dir: str | Path) -> Path:
         "",
         "Mean ± sample standard deviation over folds; each fold's test fold is evaluated once "
         "with its saved model: the epoch that scored best on validation data drawn from its "
-        "training folds, or the mean of the last epochs' weights (the \"saved epoch\" column).",
+        'training folds, or the mean of the last epochs\' weights (the "saved epoch" column).',
         "",
     ]
     for arm, folds in found.items():

@@ -312,9 +312,7 @@ def figure_array(fig: Any) -> np.ndarray:
     return image
 
 
-def serve(
-    model_path: str | list[str], host: str = "127.0.0.1", port: int = 8000, **options: Any
-) -> None:
+def serve(model_path: str | list[str], host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
     """Run the server until interrupted (several model paths: their ensemble)."""
     import uvicorn
 

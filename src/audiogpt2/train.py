@@ -313,6 +313,7 @@ def validate(run: Run, config: Config, cache: FeatureCache) -> tuple[float | Non
     (None, None) when there is no validation set."""
     if len(run.val_rows) == 0:
         return None, None
+
     def proba(features: torch.Tensor) -> np.ndarray:
         return predict_proba(run.model, features, config.augment, run.device, config.train.batch_size)
 
