@@ -200,7 +200,7 @@ def build_report(run_dir: str | Path) -> Path:
     summary: dict[str, Any] = {"run_dir": str(run_dir), "arms": {}}
     lines = [f"# Cross-validation report: {run_dir.name}", ""]
     lines += [
-        "| arm | folds | accuracy | precision | recall | F1 (weighted) | train time |",
+        "| arm | folds | accuracy | precision | recall | F1 (weighted) | train time, all folds |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arm, folds in found.items():
@@ -414,7 +414,7 @@ def _backbone_of_source(source: str) -> str:
 def summary_table(run_dirs: list[str | Path]) -> str:
     """One markdown row per experiment and arm, from each run's saved outputs."""
     lines = [
-        "| experiment | arm | weights | folds | accuracy | F1 (weighted) | train time |",
+        "| experiment | arm | weights | folds | accuracy | F1 (weighted) | train time, all folds |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     # a repeated CV contributes one row per seed, named <experiment>/seed<k>
