@@ -98,6 +98,9 @@ audiogpt2 cv --name esc10-recipe-band-minilm --config configs/recipe.toml --data
 #     learning rate with the best validation accuracy (ties: lower validation loss). About
 #     20 minutes per arm and seed alone on 2 CPU cores; spec learning rate first. On a lent
 #     GPU machine with no network: benchmarks/device/gpu.sh (names end in -h100).
+#     Published: seed 0 fold 1 (and fold 2's pretrained arm) at 2 threads, the rest as two
+#     single-thread jobs side by side (this step and step 12's seeds 1-2), so train times are under
+#     contention; each fold's thread count is in its report's hardware line.
 for LR in 2e-5 1e-4 5e-4; do
   audiogpt2 cv --name "esc10-minilm-seeds-lr$LR" --backbone minilm --lr-backbone "$LR" "${COMMON[@]}" \
     --threads 2 --seeds 0,1,2
