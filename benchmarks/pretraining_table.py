@@ -38,7 +38,7 @@ def comparisons(runs: str, suffix: str) -> list[tuple[str, str, str]]:
             "final recipe: pretrained MiniLM - CNN only",
             f"{final}:finetuned",
             f"{runs}/esc10-recipe-band:baseline",
-        ),  # fmt: skip
+        ),
     ]
     return rows
 

@@ -249,7 +249,7 @@ def _first_name(text):
                 + "\n"
             ),
             "one category needs one target",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_esc50_metadata_is_one_line(esc_root, tmp_path, capsys, edit, fragment):
