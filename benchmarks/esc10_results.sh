@@ -6,6 +6,9 @@
 # as by default). Published folds 2-5 of the grid and 2-4 of GPT-2 ran as two jobs side by
 # side with `--threads 1` each (recorded in every report's hardware line); thread count
 # changes float summation order, and over 20 epochs that can move a fold by a few clips.
+# Long steps ran over several sessions on machines that did not keep runs/: each session's
+# finished folds were published (benchmarks/publish_results.sh) and put back with
+# benchmarks/restore_runs.sh before the step was resumed.
 set -euo pipefail
 DATA=${1:-../shared/data/ESC-10}
 COMMON=(--data "$DATA" --subset esc10 --cache data/preprocessed/esc10.pt)
@@ -92,24 +95,40 @@ audiogpt2 cv --name esc10-recipe-band-minilm --config configs/recipe.toml --data
   --seeds 0,1,2
 # 13. The spec's question at the spec's recipe, repeated over seeds (issue "Settle the spec's
 #     question"): MiniLM pretrained (spec schedule) vs random init, under both readings of
-#     the baseline (the spec's `schedule` and fully trainable `all`), at each backbone
-#     learning rate of the grid, three seeds each (the same seeds for every arm, so the
-#     comparisons pair by fold and seed). `select` then picks, per seed, fold and arm, the
-#     learning rate with the best validation accuracy (ties: lower validation loss). About
-#     20 minutes per arm and seed alone on 2 CPU cores; spec learning rate first. On a lent
-#     GPU machine with no network: benchmarks/device/gpu.sh (names end in -h100).
-#     Published: seed 0 fold 1 (and fold 2's pretrained arm) at 2 threads, the rest as two
-#     single-thread jobs side by side (this step and step 12's seeds 1-2), so train times are under
-#     contention; each fold's thread count is in its report's hardware line.
-for LR in 2e-5 1e-4 5e-4; do
-  audiogpt2 cv --name "esc10-minilm-seeds-lr$LR" --backbone minilm --lr-backbone "$LR" "${COMMON[@]}" \
-    --threads 2 --seeds 0,1,2
+#     the baseline (the spec's `schedule` and fully trainable `all`), three seeds each (the
+#     same seeds for every arm, so the comparisons pair by fold and seed). About 9 minutes
+#     per arm and fold as one of two single-thread jobs side by side on 2 CPU cores.
+#     Published: as two such jobs, so train times are under contention; each fold's thread
+#     count is in its report's hardware line. On a lent GPU machine with no network:
+#     benchmarks/device/gpu.sh (names end in -h100).
+#     a) the spec's learning rates
+audiogpt2 cv --name esc10-minilm-seeds-lr2e-5 --backbone minilm --lr-backbone 2e-5 "${COMMON[@]}" \
+  --threads 1 --seeds 0,1,2
+audiogpt2 cv --name esc10-minilm-all-seeds-lr2e-5 --backbone minilm --arms baseline \
+  --baseline-trainable all --lr-backbone 2e-5 "${COMMON[@]}" --threads 1 --seeds 0,1,2
+#     b) each arm's backbone learning rate chosen on validation: one rate per arm, the
+#     highest validation accuracy averaged over the five folds of a seed-0 grid (`select
+#     --scope arm`; ties: lower validation loss). Pretrained and `schedule` from step 4's
+#     grid; `all` from its own seed-0 grid. Then three seeds at each arm's rate.
+chosen_lr() {  # the learning rate in the name of the run chosen for arm $2 in $1/selection.json
+  python -c 'import json, sys
+print(next(c["chosen"] for c in json.load(open(sys.argv[1] + "/selection.json")) if c["arm"] == sys.argv[2])
+      .rsplit("-lr", 1)[1].split("/")[0])' "$1" "$2"
+}
+audiogpt2 select runs/esc10-minilm-lr2e-5 runs/esc10-minilm-lr1e-4 runs/esc10-minilm-lr5e-4 --scope arm \
+  --out runs/esc10-minilm-lr-per-arm
+for LR in 1e-4 5e-4; do
   audiogpt2 cv --name "esc10-minilm-all-seeds-lr$LR" --backbone minilm --arms baseline \
-    --baseline-trainable all --lr-backbone "$LR" "${COMMON[@]}" --threads 2 --seeds 0,1,2
+    --baseline-trainable all --lr-backbone "$LR" "${COMMON[@]}" --threads 1 --seeds 0
 done
-for KIND in seeds all-seeds; do
-  for SEED in 0 1 2; do
-    audiogpt2 select "runs/esc10-minilm-$KIND-lr2e-5/seed$SEED" "runs/esc10-minilm-$KIND-lr1e-4/seed$SEED" \
-      "runs/esc10-minilm-$KIND-lr5e-4/seed$SEED" --out "runs/esc10-minilm-$KIND-tuned/seed$SEED"
-  done
-done
+audiogpt2 select runs/esc10-minilm-all-seeds-lr{2e-5,1e-4,5e-4}/seed0 --scope arm \
+  --out runs/esc10-minilm-all-lr-per-arm
+LR=$(chosen_lr runs/esc10-minilm-lr-per-arm finetuned)
+audiogpt2 cv --name "esc10-minilm-seeds-lr$LR" --backbone minilm --arms finetuned --lr-backbone "$LR" \
+  "${COMMON[@]}" --threads 1 --seeds 0,1,2
+LR=$(chosen_lr runs/esc10-minilm-lr-per-arm baseline)
+audiogpt2 cv --name "esc10-minilm-seeds-lr$LR" --backbone minilm --arms baseline --lr-backbone "$LR" \
+  "${COMMON[@]}" --threads 1 --seeds 0,1,2
+LR=$(chosen_lr runs/esc10-minilm-all-lr-per-arm baseline)
+audiogpt2 cv --name "esc10-minilm-all-seeds-lr$LR" --backbone minilm --arms baseline \
+  --baseline-trainable all --lr-backbone "$LR" "${COMMON[@]}" --threads 1 --seeds 0,1,2

@@ -2,7 +2,8 @@
 comparison's mean difference with its 95 % interval, corrected p (and the plain one), wins
 and losses, and the seed-to-seed noise floor of both sides (``audiogpt2 compare``, paired by
 fold and seed). Runs come from steps 12-13 of benchmarks/esc10_results.sh; a comparison
-whose runs are missing or unfinished is listed as such, never guessed.
+whose runs are missing or unfinished is listed as such, never guessed. The "chosen on
+validation" rows use each arm's learning rate from the `select --scope arm` folders.
 
     python benchmarks/pretraining_table.py [--runs runs] [--suffix -h100]
 
@@ -12,24 +13,44 @@ whose runs are missing or unfinished is listed as such, never guessed.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
+from pathlib import Path
 
 from audiogpt2.compare import CompareError, compare
 
 
+def chosen_lr(selection: Path, arm: str) -> str | None:
+    """The learning rate of the run ``select --scope arm`` chose for ``arm``, from the run's name."""
+    if not selection.is_file():
+        return None
+    chosen = next(c["chosen"] for c in json.loads(selection.read_text()) if c["arm"] == arm)
+    return chosen.rsplit("-lr", 1)[1].split("/")[0]
+
+
 def comparisons(runs: str, suffix: str) -> list[tuple[str, str, str]]:
-    spec = f"{runs}/esc10-minilm-seeds-{{}}{suffix}"
-    spec_all = f"{runs}/esc10-minilm-all-seeds-{{}}{suffix}"
+    spec = f"{runs}/esc10-minilm-seeds-lr{{}}{suffix}"
+    spec_all = f"{runs}/esc10-minilm-all-seeds-lr{{}}{suffix}"
+    # one backbone learning rate per arm, chosen on validation (step 13b); "unchosen" when
+    # the selection is not there yet, which compare then reports as not run
+    tuned = [
+        chosen_lr(Path(runs) / "esc10-minilm-lr-per-arm" / "selection.json", "finetuned"),
+        chosen_lr(Path(runs) / "esc10-minilm-lr-per-arm" / "selection.json", "baseline"),
+        chosen_lr(Path(runs) / "esc10-minilm-all-lr-per-arm" / "selection.json", "baseline"),
+    ]
     rows = []
-    for lr, what in (("lr2e-5", "spec learning rates"), ("tuned", "each arm's rate chosen on validation")):
+    for (pre, sched, full), what in (
+        (("2e-5",) * 3, "spec learning rates"),
+        ([lr or "unchosen" for lr in tuned], "each arm's rate chosen on validation"),
+    ):
         rows += [
             (f"spec recipe, {what}: pretrained - random (`schedule`)",
-             f"{spec.format(lr)}:finetuned", f"{spec.format(lr)}:baseline"),
+             f"{spec.format(pre)}:finetuned", f"{spec.format(sched)}:baseline"),
             (f"spec recipe, {what}: pretrained - random (`all`)",
-             f"{spec.format(lr)}:finetuned", f"{spec_all.format(lr)}:baseline"),
+             f"{spec.format(pre)}:finetuned", f"{spec_all.format(full)}:baseline"),
             (f"spec recipe, {what}: random `all` - random `schedule`",
-             f"{spec_all.format(lr)}:baseline", f"{spec.format(lr)}:baseline"),
+             f"{spec_all.format(full)}:baseline", f"{spec.format(sched)}:baseline"),
         ]  # fmt: skip
     final = f"{runs}/esc10-recipe-band-minilm"
     rows += [

@@ -1,5 +1,6 @@
 import copy
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -108,6 +109,31 @@ def test_selection_uses_validation_never_test(tmp_path):
     report = select_by_validation([tie_a, tie_b], tmp_path / "tied")
     assert json.loads((tmp_path / "tied" / "selection.json").read_text())[0]["chosen"] == str(tie_b)
     assert "ties go to the lower validation loss" in report.read_text()
+
+    # scope "arm": one run for every fold, by validation accuracy averaged over the folds,
+    # even where another run wins a single fold
+    def second_fold(run, val, test):
+        src = run / "fold1" / "baseline"
+        dst = run / "fold2" / "baseline"
+        dst.mkdir(parents=True)
+        m = json.loads((src / "metrics.json").read_text())
+        m.update(best_val_acc=val, accuracy=test)
+        (dst / "metrics.json").write_text(json.dumps(m))
+        (dst / "best.history.json").write_text((src / "best.history.json").read_text())
+
+    steady = fake_run("steady", val=0.8, test=0.7)
+    second_fold(steady, val=0.8, test=0.75)
+    spiky = fake_run("spiky", val=0.9, test=0.2)
+    second_fold(spiky, val=0.6, test=0.3)
+    per_fold = select_by_validation([steady, spiky], tmp_path / "per-fold")
+    chosen = [c["chosen"] for c in json.loads((tmp_path / "per-fold" / "selection.json").read_text())]
+    assert chosen == [str(spiky), str(steady)] and "Per fold and arm" in per_fold.read_text()
+    per_arm = select_by_validation([steady, spiky], tmp_path / "per-arm", scope="arm")
+    choices = json.loads((tmp_path / "per-arm" / "selection.json").read_text())
+    assert [c["chosen"] for c in choices] == [str(steady)] * 2
+    assert choices[0]["mean_val_acc"] == {str(steady): 0.8, str(spiky): 0.75}
+    assert "Per arm, one run for every fold" in per_arm.read_text()
+    assert "| baseline | 2 | 0.725 ± 0.035" in per_arm.read_text()  # the two folds of steady
 
 
 def test_resumed_fold_counts_every_segments_train_time(small_config, small_cache, tmp_path, monkeypatch):
@@ -230,6 +256,17 @@ def test_seed_report_skips_a_seed_with_no_finished_fold(small_config, small_cach
     assert "(1 seed)" in text and "| 1 |" in text
     # one seed has no seed-to-seed spread: said in words, never printed as nan
     assert "nan" not in text and "not measurable with one seed" in text
+
+    # a seed with fewer finished folds than the others is labelled, not averaged as if whole
+    run_cv(config, small_cache, tmp_path / "rep" / "seed0", ["baseline"], [1, 2], progress=False)
+    rep = tmp_path / "rep"
+    shutil.copytree(rep / "seed0" / "fold1", rep / "seed1" / "fold1", dirs_exist_ok=True)
+    text = build_seed_report(tmp_path / "rep").read_text()
+    assert "(2 seeds)" in text and "(partial)" in text
+    assert "Incomplete: seed1 has only fold 1 (still training, or stopped)" in text
+    assert "seed0 has only" not in text
+    report = json.loads((rep / "report.json").read_text())
+    assert report["arms"]["baseline"]["incomplete_seeds"] == {"seed1": [1]}
 
 
 def test_refit_without_a_validation_set_trains_every_training_clip(

@@ -212,6 +212,12 @@ def build_parser() -> Parser:
     p = command("select", help="per fold and arm, pick the run with the best validation accuracy")
     p.add_argument("run_dirs", nargs="+", help="cv folders of the same experiment at different settings")
     p.add_argument("--out", required=True, help="folder for the selected results and report")
+    p.add_argument(
+        "--scope",
+        choices=["fold", "arm"],
+        default="fold",
+        help="per fold and arm (default), or one run per arm for every fold (mean validation accuracy)",
+    )
 
     p = command("compare", help="paired comparison of two cv runs with CV-corrected statistics")
     p.add_argument("side_a", metavar="RUN_DIR_A[:ARM]", help="cv folder(s), comma-separated for seeds")
@@ -350,7 +356,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_select(args: argparse.Namespace) -> int:
     from audiogpt2.report import select_by_validation
 
-    print(f"Report written to {select_by_validation(args.run_dirs, args.out)}")
+    print(f"Report written to {select_by_validation(args.run_dirs, args.out, args.scope)}")
     return 0
 
 

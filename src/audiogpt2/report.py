@@ -305,9 +305,21 @@ def build_seed_report(run_dir: str | Path) -> Path:
             spread = f"{spreads[f]:.3f}" if f in spreads else "n/a (one seed)"
             lines.append(f"| {f} | {cells} | {spread} |")
         floor = f"{np.mean(list(spreads.values())):.3f}" if spreads else "not measurable with one seed"
+        # a seed still training (or stopped) covers fewer folds: its mean is not comparable
+        partial = {n: [f for f in folds if (n, f) in acc] for n in per_seed}
+        partial = {n: done for n, done in partial.items() if len(done) < len(folds)}
+        summary["arms"][arm]["incomplete_seeds"] = partial
         lines += [
-            "| mean | " + " | ".join(f"{means[n]:.3f}" for n in per_seed) + " | |",
+            "| mean | "
+            + " | ".join(f"{means[n]:.3f}" + (" (partial)" if n in partial else "") for n in per_seed)
+            + " | |",
             "",
+            *(
+                f"Incomplete: {n} has only fold{'s' if len(done) > 1 else ''} "
+                f"{', '.join(map(str, done))} (still training, or stopped); its mean covers those folds only."
+                for n, done in partial.items()
+            ),
+            *([""] if partial else []),
             f"Mean over folds and seeds: {np.mean(list(acc.values())):.3f}; seed-to-seed standard "
             f"deviation within a fold, averaged over folds: {floor} (the noise floor).",
             "",
@@ -326,22 +338,32 @@ def build_seed_report(run_dir: str | Path) -> Path:
     return atomic_write_text(run_dir / "report.md", "\n".join(lines))
 
 
-def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Path:
-    """Per fold and arm, keep the run (e.g. one learning rate of a grid) with the best
-    *validation* accuracy, and report the test metrics of those choices.
+def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path, scope: str = "fold") -> Path:
+    """Per fold and arm (``scope="fold"``), or once per arm for every fold (``scope="arm"``),
+    keep the run (e.g. one learning rate of a grid) with the best *validation* accuracy, and
+    report the test metrics of those choices.
 
     The test fold plays no part in the choice, so the result is an honest estimate for
-    "tune the learning rate on validation data, then test once"."""
+    "tune the learning rate on validation data, then test once". ``arm`` ranks runs by their
+    mean over the folds (validation accuracy, then validation loss): the one setting a user
+    would then train with."""
     import shutil
 
+    if scope not in ("fold", "arm"):
+        raise ValueError(f"scope must be 'fold' or 'arm', not {scope!r}")
     out_dir = Path(out_dir)
     runs = {str(d): collect(d) for d in run_dirs}
     choices: list[dict[str, Any]] = []
     arms = sorted({arm for found in runs.values() for arm in found})
     for arm in arms:
         folds = sorted(set.intersection(*(set(found.get(arm, {})) for found in runs.values())))
-        for fold in folds:
-            best_dir = max(runs, key=lambda d: _validation_rank(runs[d][arm][fold]))
+        if not folds:
+            continue
+        ranks = {d: [_validation_rank(runs[d][arm][f]) for f in folds] for d in runs}
+        pooled = {d: tuple(float(x) for x in np.mean(r, axis=0)) for d, r in ranks.items()}
+        for i, fold in enumerate(folds):
+            rank = pooled if scope == "arm" else {d: r[i] for d, r in ranks.items()}
+            best_dir = max(rank, key=rank.__getitem__)
             src = Path(best_dir) / f"fold{fold}" / arm
             dst = out_dir / f"fold{fold}" / arm
             dst.mkdir(parents=True, exist_ok=True)
@@ -352,8 +374,10 @@ def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Pat
                 {
                     "arm": arm,
                     "fold": fold,
+                    "scope": scope,
                     "chosen": best_dir,
                     "val_acc": {d: runs[d][arm][fold]["metrics"]["best_val_acc"] for d in runs},
+                    "mean_val_acc": {d: pooled[d][0] for d in runs},
                     "test_acc_of_choice": runs[best_dir][arm][fold]["metrics"]["accuracy"],
                 }
             )
@@ -365,11 +389,20 @@ def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path) -> Pat
 
 def selection_section(choices: list[dict[str, Any]]) -> list[str]:
     """The learning-rate choices of a ``select`` folder, as report lines."""
+    if choices and choices[0].get("scope") == "arm":
+        rule = (
+            "Per arm, one run for every fold: the highest validation accuracy averaged over the "
+            "folds; ties go to the lower mean validation loss of the saved models."
+        )
+    else:
+        rule = (
+            "Per fold and arm, the run with the highest validation accuracy; ties go to the lower "
+            "validation loss at that epoch."
+        )
     lines = [
         "## Learning-rate choice (by validation accuracy only)",
         "",
-        "Per fold and arm, the run with the highest validation accuracy; ties go to the lower "
-        "validation loss at that epoch. Test folds play no part.",
+        f"{rule} Test folds play no part.",
         "",
         "| arm | fold | chosen run | validation accuracy per run |",
         "| --- | --- | --- | --- |",
