@@ -116,7 +116,10 @@ EXAMPLES = {
         "audiogpt2 cv --name recipe --subset esc10 --config configs/recipe.toml --backbone none --fold 1",
     ],
     "report": ["audiogpt2 report runs/esc10", "audiogpt2 report runs/esc10-* --summary docs/results.md"],
-    "select": ["audiogpt2 select runs/lr2e-5 runs/lr1e-4 --out runs/tuned"],
+    "select": [
+        "audiogpt2 select runs/lr2e-5 runs/lr1e-4 --out runs/tuned",
+        "audiogpt2 select runs/lr2e-5 runs/lr1e-4 --scope arm --out runs/one-rate",
+    ],
     "compare": ["audiogpt2 compare runs/esc10:finetuned runs/esc10:baseline"],
     "predict": [
         "audiogpt2 predict models/best_model.pt clip.wav --top-k 3",
@@ -209,7 +212,7 @@ def build_parser() -> Parser:
         help="also write one table of all runs between the results markers of this file",
     )
 
-    p = command("select", help="per fold and arm, pick the run with the best validation accuracy")
+    p = command("select", help="per fold and arm (or per arm), the run with the best validation accuracy")
     p.add_argument("run_dirs", nargs="+", help="cv folders of the same experiment at different settings")
     p.add_argument("--out", required=True, help="folder for the selected results and report")
     p.add_argument(
