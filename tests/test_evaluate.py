@@ -32,6 +32,19 @@ def test_confusion_png_for_50_classes(tmp_path):
     assert out.stat().st_size > 50_000 and out.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_hardware_line_names_the_cpu_model(tmp_path):
+    # the same seed gives the same model only on the same CPU model: each fold says which
+    from audiogpt2.experiment import cpu_model, hardware_info
+
+    info = tmp_path / "cpuinfo"
+    lines = ["processor\t: 0", "model name\t: AMD EPYC 7B13", "", "processor\t: 1"]
+    info.write_text("\n".join(lines) + "\n")
+    assert cpu_model(info) == "AMD EPYC 7B13"
+    assert cpu_model(tmp_path / "missing") == ""
+    hardware = hardware_info("cpu")
+    assert hardware["cpu"] and hardware["torch_threads"] >= 1
+
+
 @pytest.mark.slow
 def test_cv_report_on_a_tiny_real_run(small_config, small_cache, tmp_path):
     from audiogpt2.experiment import run_cv

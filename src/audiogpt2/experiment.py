@@ -31,6 +31,17 @@ from audiogpt2.train import train_arm
 log = logging.getLogger(__name__)
 
 
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name where the OS tells it (Linux), else "": kernels, and so the last
+    bits of a trained model, differ between CPU models, so each fold records which ran it."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return ""
+    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
+    return names[0] if names else ""
+
+
 def hardware_info(device: Any) -> dict[str, Any]:
     import os
     import platform
@@ -39,7 +50,7 @@ def hardware_info(device: Any) -> dict[str, Any]:
 
     info = {
         "device": str(device),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model() or platform.processor() or platform.machine(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
