@@ -266,7 +266,7 @@ def test_seed_report_skips_a_seed_with_no_finished_fold(small_config, small_cach
     run_cv(config, small_cache, tmp_path / "rep" / "seed0", ["baseline"], [1], progress=False)
     (tmp_path / "rep" / "seed1" / "fold2" / "baseline").mkdir(parents=True)  # still training
     text = build_seed_report(tmp_path / "rep").read_text()
-    assert "(1 seed)" in text and "| 1 |" in text
+    assert "(1 seed)" in text and "| 1 |" in text and "Incomplete" not in text
     # one seed has no seed-to-seed spread: said in words, never printed as nan
     assert "nan" not in text and "not measurable with one seed" in text
 
@@ -280,6 +280,13 @@ def test_seed_report_skips_a_seed_with_no_finished_fold(small_config, small_cach
     assert "seed0 has only" not in text
     report = json.loads((rep / "report.json").read_text())
     assert report["arms"]["baseline"]["incomplete_seeds"] == {"seed1": [1]}
+    # one seed, one arm behind another: the folds the other arm finished are the measure
+    one = tmp_path / "one" / "seed0"
+    for arm, fold in (("finetuned", 1), ("finetuned", 2), ("baseline", 1)):
+        shutil.copytree(rep / "seed0" / f"fold{fold}" / "baseline", one / f"fold{fold}" / arm)
+    text = build_seed_report(tmp_path / "one").read_text()
+    assert "Incomplete: seed0 has only fold 1 (still training" in text.split("## finetuned")[0]
+    assert "Incomplete" not in text.split("## finetuned")[1]
 
 
 def test_refit_without_a_validation_set_trains_every_training_clip(

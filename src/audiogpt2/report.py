@@ -280,6 +280,8 @@ def build_seed_report(run_dir: str | Path) -> Path:
         if d.name in per_seed:
             build_report(d)
     arms = sorted({arm for found in per_seed.values() for arm in found})
+    # the folds any arm of any seed finished: a (seed, arm) with fewer is not done yet
+    every_fold = sorted({f for found in per_seed.values() for done in found.values() for f in done})
     n_seeds = len(per_seed)
     lines = [f"# Repeated cross-validation: {run_dir.name} ({n_seeds} seed{'s' if n_seeds > 1 else ''})", ""]
     summary: dict[str, Any] = {"run_dir": str(run_dir), "seeds": list(per_seed), "arms": {}}
@@ -306,8 +308,8 @@ def build_seed_report(run_dir: str | Path) -> Path:
             lines.append(f"| {f} | {cells} | {spread} |")
         floor = f"{np.mean(list(spreads.values())):.3f}" if spreads else "not measurable with one seed"
         # a seed still training (or stopped) covers fewer folds: its mean is not comparable
-        partial = {n: [f for f in folds if (n, f) in acc] for n in per_seed}
-        partial = {n: done for n, done in partial.items() if len(done) < len(folds)}
+        partial = {n: [f for f in every_fold if (n, f) in acc] for n in per_seed}
+        partial = {n: done for n, done in partial.items() if len(done) < len(every_fold)}
         summary["arms"][arm]["incomplete_seeds"] = partial
         lines += [
             "| mean | "
