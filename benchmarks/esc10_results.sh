@@ -132,3 +132,15 @@ audiogpt2 cv --name "esc10-minilm-seeds-lr$LR" --backbone minilm --arms baseline
 LR=$(chosen_lr runs/esc10-minilm-all-lr-per-arm baseline)
 audiogpt2 cv --name "esc10-minilm-all-seeds-lr$LR" --backbone minilm --arms baseline \
   --baseline-trainable all --lr-backbone "$LR" "${COMMON[@]}" --threads 1 --seeds 0,1,2
+# 14. Cross-machine spread (issue "Settle the spec's question"): esc10-recipe-avg seed 1,
+#     folds 1-3, rerun at the commit, resolved config, seed and thread count it was
+#     published with. Meaningful on a different CPU model than the published one's (Intel
+#     Xeon); published: an AMD EPYC, session 12, beside two other jobs.
+MAIN=$PWD DATA_ABS=$(cd "$DATA" && pwd)
+XDIR=$(realpath -m ../audiogpt2-3a6014f)
+[ -d "$XDIR" ] || git worktree add --detach "$XDIR" 3a6014f
+(cd "$XDIR" && PYTHONPATH="$XDIR/src" audiogpt2 cv --name esc10-recipe-avg-xmachine \
+  --config "$MAIN/docs/results/esc10-recipe-avg/seed1/config.toml" --data "$DATA_ABS" \
+  --subset esc10 --cache data/preprocessed/esc10-recipe-avg-x.pt --backbone none --arms baseline \
+  --threads 1 --seeds 1 --fold 1 --fold 2 --fold 3)
+mkdir -p runs && cp -r "$XDIR/runs/esc10-recipe-avg-xmachine" runs/
