@@ -110,10 +110,9 @@ audiogpt2 cv --name esc10-minilm-all-seeds-lr2e-5 --backbone minilm --arms basel
 #     highest validation accuracy averaged over the five folds of a seed-0 grid (`select
 #     --scope arm`; ties: lower validation loss). Pretrained and `schedule` from step 4's
 #     grid; `all` from its own seed-0 grid. Then three seeds at each arm's rate.
-chosen_lr() {  # the learning rate in the name of the run chosen for arm $2 in $1/selection.json
-  python -c 'import json, sys
-print(next(c["chosen"] for c in json.load(open(sys.argv[1] + "/selection.json")) if c["arm"] == sys.argv[2])
-      .rsplit("-lr", 1)[1].split("/")[0])' "$1" "$2"
+chosen_lr() {  # the learning rate of the run chosen for arm $2 in $1/selection.json
+  python -c 'import sys; sys.path.insert(0, "benchmarks"); from pathlib import Path
+from pretraining_table import chosen_lr; print(chosen_lr(Path(sys.argv[1]) / "selection.json", sys.argv[2]))' "$1" "$2"
 }
 audiogpt2 select runs/esc10-minilm-lr2e-5 runs/esc10-minilm-lr1e-4 runs/esc10-minilm-lr5e-4 --scope arm \
   --out runs/esc10-minilm-lr-per-arm
