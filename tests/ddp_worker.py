@@ -119,7 +119,7 @@ def syncbn_layer(out: Path) -> None:
             "running mean": (sync.running_mean - ref.running_mean).abs().max(),
             "running var": (sync.running_var - ref.running_var).abs().max(),
         }
-        torch.save({k: float(v) for k, v in diffs.items()}, out / "syncbn_layer.pt")
+        torch.save({k: float(v.detach()) for k, v in diffs.items()}, out / "syncbn_layer.pt")
 
 
 def _average(p: torch.Tensor) -> None:

@@ -11,6 +11,7 @@ makes N ranks of batch B train exactly like one process of batch N x B.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any
 
@@ -37,7 +38,16 @@ def init(device: torch.device) -> tuple[int, int, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(shutdown)
     return dist.get_rank(), world, device
+
+
+def shutdown() -> None:
+    """Leave the process group. Left to interpreter teardown, gloo's threads can be destroyed
+    while joinable and abort the process (``terminate called without an active exception``)
+    after every result was written; registered at exit by :func:`init`."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def is_main() -> bool:
