@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the ESC-10 results in docs/results.md (hours on 2 CPU cores; run in the
+# Regenerates the ESC-10 results in docs/results.md and docs/recipe.md (hours on 2 CPU cores; run in the
 # background). Every step resumes where it stopped: rerun the script after an interruption.
 #   bash benchmarks/esc10_results.sh [dataset root]
 # FOLDS_GPT2 and FOLDS_GRID limit the two slowest steps to some folds (published: all five,

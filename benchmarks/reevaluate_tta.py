@@ -1,5 +1,5 @@
 """Re-evaluate every fold of a finished `audiogpt2 cv` run with another number of
-test-time shifts, without training: the "TTA off" row of the ablation in docs/results.md.
+test-time shifts, without training: the "TTA off" row of the ablation in docs/recipe.md.
 
 The same best-on-validation checkpoints are scored on the same test folds; only
 ``augment.tta`` differs. Writes OUT_DIR/fold*/<arm>/metrics.json (train time and curves

@@ -36,7 +36,7 @@ STRETCH_N_FFT, STRETCH_HOP = 2048, 512  # librosa.effects.time_stretch's default
 
 def time_stretch(y: np.ndarray, rate: float) -> np.ndarray:
     """``librosa.effects.time_stretch(y, rate=rate)`` with the phase vocoder computed for all
-    frames at once instead of one frame at a time (faster; docs/results.md, "Speed").
+    frames at once instead of one frame at a time (faster; docs/speed.md, "Speed").
 
     Same STFT, magnitude interpolation and phase advance; the phase is accumulated in float64
     (librosa's float32 accumulator rounds by up to 0.01 rad per frame at high bins), so the

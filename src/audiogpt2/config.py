@@ -255,14 +255,14 @@ class TrainConfig:
     amp: bool = flag(False, "--amp", "mixed precision on CUDA", training=True)
     # torch.compile the training forward/backward: fuses the elementwise work between the
     # matrix products, at the price of compiling first and again at each unfreeze (measured
-    # gains: docs/results.md, "Speed").
+    # gains: docs/speed.md, "Speed").
     compile: bool = flag(
         False, "--compile", "torch.compile the training step (minutes to compile, then faster)", training=True
     )
     threads: int = flag(0, "--threads", "torch CPU threads (0 = torch's default)")
     # AdamW's implementation: "fused" (one kernel over all parameters), "foreach" (batched
     # tensor ops) or "loop" (one parameter at a time; torch's CPU default). "auto" takes
-    # fused where this torch build supports it on the device (speeds: docs/results.md).
+    # fused where this torch build supports it on the device (speeds: docs/speed.md).
     optimizer_impl: str = "auto"
     # Under torchrun: BatchNorm statistics over the global batch instead of each rank's
     # (off: rank 0's running statistics are broadcast; see audiogpt2/distributed.py).

@@ -116,7 +116,7 @@ def _export_onnx(model: AudioClassifier, info: Checkpoint, out_dir: Path, int8: 
 
         # One scale per output channel: with one scale per matrix a fine-tuned transformer's
         # top-1 moved on 5 % of ESC-10 test clips (per channel: under 1 %, at the same speed;
-        # docs/results.md, "Exported models keep their accuracy").
+        # docs/speed.md, "Exported models keep their accuracy").
         with _quiet(""):  # the root logger: its advice to pre-process is for image models
             quantize_dynamic(
                 str(path), str(out_dir / "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=True

@@ -73,7 +73,7 @@ def limit_blas_threads() -> None:
 
     Feature extraction only multiplies tiny matrices, but OpenBLAS's idle worker threads
     keep spinning afterwards and steal the cores from torch's threads (the measured cost
-    is in docs/results.md, "Speed"). It also fixes the
+    is in docs/speed.md, "Speed"). It also fixes the
     summation order, so preprocessing and prediction compute bit-identical features.
     """
     from threadpoolctl import threadpool_limits

@@ -157,7 +157,7 @@ def backbone_from_config_json(config_json: str) -> nn.Module | None:
 def _fast_config(config: Any) -> Any:
     # GPT-2's "gelu_new" is the tanh approximation of GELU written as five elementwise ops;
     # "gelu_pytorch_tanh" is the same formula as one fused kernel (what that saves:
-    # docs/results.md, "Speed"). The weights and the function are unchanged.
+    # docs/speed.md, "Speed"). The weights and the function are unchanged.
     if getattr(config, "activation_function", None) == "gelu_new":
         config.activation_function = "gelu_pytorch_tanh"
     return config
@@ -281,7 +281,7 @@ class AudioClassifier(nn.Module):
             b, c, t, f = x.shape
             x = self.bands(x.reshape(b, c * t, f).transpose(1, 2)).transpose(1, 2).reshape(b, c, t, f)
         if x.device.type != "mps":
-            # oneDNN's and cuDNN's channels-last convolutions are faster (docs/results.md,
+            # oneDNN's and cuDNN's channels-last convolutions are faster (docs/speed.md,
             # "Speed"); the values are the same up to float rounding.
             x = x.contiguous(memory_format=torch.channels_last)
         f = self.cnn(x)  # (batch, channels, tokens, bins left); (batch, 128, 25, 10) in the seed README
