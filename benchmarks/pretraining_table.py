@@ -22,11 +22,16 @@ from audiogpt2.compare import CompareError, compare
 
 
 def chosen_lr(selection: Path, arm: str) -> str | None:
-    """The learning rate of the run ``select --scope arm`` chose for ``arm``, from the run's name."""
+    """The learning rate of the run ``select --scope arm`` chose for ``arm``, spelt as in run
+    names (``1e-4``): the chosen run's recorded ``lr_backbone``, or for selections written
+    before ``select`` recorded it, the ``-lr...`` part of the chosen run's name."""
     if not selection.is_file():
         return None
-    chosen = next(c["chosen"] for c in json.loads(selection.read_text()) if c["arm"] == arm)
-    return chosen.rsplit("-lr", 1)[1].split("/")[0]
+    choice = next(c for c in json.loads(selection.read_text()) if c["arm"] == arm)
+    if choice.get("lr_backbone") is not None:
+        mantissa, exponent = f"{choice['lr_backbone']:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return choice["chosen"].rsplit("-lr", 1)[1].split("/")[0]
 
 
 def comparisons(runs: str, suffix: str) -> list[tuple[str, str, str]]:

@@ -136,6 +136,7 @@ def test_selection_uses_validation_never_test(tmp_path):
 
     steady = fake_run("steady", val=0.8, test=0.7)
     second_fold(steady, val=0.8, test=0.75)
+    (steady / "config.toml").write_text("[train]\nlr_backbone = 0.0005\n")
     spiky = fake_run("spiky", val=0.9, test=0.2)
     second_fold(spiky, val=0.6, test=0.3)
     per_fold = select_by_validation([steady, spiky], tmp_path / "per-fold")
@@ -145,6 +146,7 @@ def test_selection_uses_validation_never_test(tmp_path):
     choices = json.loads((tmp_path / "per-arm" / "selection.json").read_text())
     assert [c["chosen"] for c in choices] == [str(steady)] * 2
     assert choices[0]["mean_val_acc"] == {str(steady): 0.8, str(spiky): 0.75}
+    assert choices[0]["lr_backbone"] == 0.0005  # the chosen run's own setting, from its config
     assert "Per arm, one run for every fold" in per_arm.read_text()
     assert "| baseline | 2 | 0.725 ± 0.035" in per_arm.read_text()  # the two folds of steady
 

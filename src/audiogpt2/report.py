@@ -381,12 +381,22 @@ def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path, scope:
                     "val_acc": {d: runs[d][arm][fold]["metrics"]["best_val_acc"] for d in runs},
                     "mean_val_acc": {d: pooled[d][0] for d in runs},
                     "test_acc_of_choice": runs[best_dir][arm][fold]["metrics"]["accuracy"],
+                    "lr_backbone": _config_value(best_dir, "train", "lr_backbone"),
                 }
             )
     if not choices:
         raise FileNotFoundError(f"no fold finished in all of {', '.join(map(str, run_dirs))}")
     atomic_write_json(out_dir / "selection.json", choices)
     return build_report(out_dir)
+
+
+def _config_value(run_dir: str | Path, section: str, key: str) -> Any:
+    """One setting from a run's saved config.toml (None where the run has none): what a
+    ``select`` choice records, so that nothing has to be read back out of folder names."""
+    from audiogpt2.config import tomllib
+
+    config = Path(run_dir) / "config.toml"
+    return tomllib.loads(config.read_text()).get(section, {}).get(key) if config.is_file() else None
 
 
 def selection_section(choices: list[dict[str, Any]]) -> list[str]:
