@@ -338,11 +338,16 @@ def _wait_until_preprocessing(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_parallel_preprocessing_is_one_line(esc_root, tmp_path):
+def test_ctrl_c_during_parallel_preprocessing_is_one_line(tmp_path):
+    from audiogpt2.synthetic import make_dataset
+
+    # Seconds of work, not the shared fixture's one or two: that could end between the
+    # check that it still runs and the signal, and the test then failed with exit code 0.
+    root = make_dataset(tmp_path / "ESC-50", n_classes=4, clips_per_class=10, seconds=5.0, seed=2)
     cache = tmp_path / "c.pt"
     (tmp_path / ".c.pt.torn.tmp").write_bytes(b"left by a kill during an earlier cache write")
-    cmd = [sys.executable, "-m", "audiogpt2", "preprocess", "--data", str(esc_root), "--cache", str(cache),
-           "--workers", "2", "--variants", "6"]  # fmt: skip
+    cmd = [sys.executable, "-m", "audiogpt2", "preprocess", "--data", str(root), "--cache", str(cache),
+           "--workers", "2", "--variants", "24"]  # fmt: skip
     pipe = subprocess.PIPE
     proc = subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True)
     _wait_until_preprocessing(proc)
