@@ -337,19 +337,26 @@ def _wait_until_preprocessing(proc: subprocess.Popen) -> None:
     assert proc.poll() is None, "preprocessing ended before the signal could be sent"
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C's default action, whatever this test runner inherited: a shell starts
+    background jobs with SIGINT ignored, and the child would keep ignoring it (exit 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_parallel_preprocessing_is_one_line(tmp_path):
     from audiogpt2.synthetic import make_dataset
 
-    # Seconds of work, not the shared fixture's one or two: that could end between the
-    # check that it still runs and the signal, and the test then failed with exit code 0.
+    # seconds of work, so that it is still running when the signal comes
     root = make_dataset(tmp_path / "ESC-50", n_classes=4, clips_per_class=10, seconds=5.0, seed=2)
     cache = tmp_path / "c.pt"
     (tmp_path / ".c.pt.torn.tmp").write_bytes(b"left by a kill during an earlier cache write")
     cmd = [sys.executable, "-m", "audiogpt2", "preprocess", "--data", str(root), "--cache", str(cache),
            "--workers", "2", "--variants", "24"]  # fmt: skip
     pipe = subprocess.PIPE
-    proc = subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True, preexec_fn=_as_from_a_terminal
+    )
     _wait_until_preprocessing(proc)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     out, err = proc.communicate(timeout=60)
@@ -358,7 +365,9 @@ def test_ctrl_c_during_parallel_preprocessing_is_one_line(tmp_path):
     assert not (tmp_path / ".c.pt.torn.tmp").exists()
 
     # A kill of the parent alone: its workers end with it, silently.
-    proc = subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True, preexec_fn=_as_from_a_terminal
+    )
     _wait_until_preprocessing(proc)
     proc.kill()
     time.sleep(3)
