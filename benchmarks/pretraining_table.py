@@ -57,6 +57,15 @@ def comparisons(runs: str, suffix: str) -> list[tuple[str, str, str]]:
             (f"spec recipe, {what}: random `all` - random `schedule`",
              f"{spec_all.format(full)}:baseline", f"{spec.format(sched)}:baseline"),
         ]  # fmt: skip
+    # does the transformer help at all? Both MiniLM readings against the CNN alone (same
+    # seeds, folds and code; spec learning rates)
+    cnn = f"{runs}/esc10-cnn-only-seeds{suffix}:baseline"
+    rows += [
+        ("spec recipe, spec learning rates: pretrained MiniLM - CNN only",
+         f"{spec.format('2e-5')}:finetuned", cnn),
+        ("spec recipe, spec learning rates: random `all` - CNN only",
+         f"{spec_all.format('2e-5')}:baseline", cnn),
+    ]  # fmt: skip
     final = f"{runs}/esc10-recipe-band-minilm"
     rows += [
         ("final recipe: pretrained - random (`all`)", f"{final}:finetuned", f"{final}:baseline"),
