@@ -430,10 +430,7 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 def _weights(run_dir: str | Path, source: str) -> str:
     """Short account of a run's starting weights: pretrained / random init, and which."""
-    from audiogpt2.config import tomllib
-
-    config = Path(run_dir) / "config.toml"
-    backbone = tomllib.loads(config.read_text())["model"]["backbone"] if config.is_file() else ""
+    backbone = _config_value(run_dir, "model", "backbone") or ""
     if source.startswith("none"):
         return "none (CNN only)"
     if not backbone:  # a `select` folder has no config of its own: the source names it
