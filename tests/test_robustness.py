@@ -354,9 +354,13 @@ def test_ctrl_c_during_parallel_preprocessing_is_one_line(tmp_path):
     cmd = [sys.executable, "-m", "audiogpt2", "preprocess", "--data", str(root), "--cache", str(cache),
            "--workers", "2", "--variants", "24"]  # fmt: skip
     pipe = subprocess.PIPE
-    proc = subprocess.Popen(
-        cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True, preexec_fn=_as_from_a_terminal
-    )
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True, preexec_fn=_as_from_a_terminal
+        )
+
+    proc = start()
     _wait_until_preprocessing(proc)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     out, err = proc.communicate(timeout=60)
@@ -365,9 +369,7 @@ def test_ctrl_c_during_parallel_preprocessing_is_one_line(tmp_path):
     assert not (tmp_path / ".c.pt.torn.tmp").exists()
 
     # A kill of the parent alone: its workers end with it, silently.
-    proc = subprocess.Popen(
-        cmd, stdout=pipe, stderr=pipe, text=True, start_new_session=True, preexec_fn=_as_from_a_terminal
-    )
+    proc = start()
     _wait_until_preprocessing(proc)
     proc.kill()
     time.sleep(3)
