@@ -149,6 +149,24 @@ def test_selection_uses_validation_never_test(tmp_path):
     assert choices[0]["lr_backbone"] == 0.0005  # the chosen run's own setting, from its config
     assert "Per arm, one run for every fold" in per_arm.read_text()
     assert "| baseline | 2 | 0.725 ± 0.035" in per_arm.read_text()  # the two folds of steady
+    # the report names each run apart, with the chosen run's learning rate and the means
+    assert "| baseline | 1 | steady | 0.0005 | steady: 0.800, spiky: 0.900 |" in per_arm.read_text()
+    assert (
+        "Mean validation accuracy over the folds, baseline: steady: 0.800, spiky: 0.750."
+        in per_arm.read_text()
+    )
+
+    # per-seed folders of a grid all end in seed0: their labels keep the part that differs
+    grid = []
+    for lr, val in (("2e-5", 0.7), ("1e-4", 0.8)):
+        seed = fake_run(f"grid-lr{lr}/seed0", val=val, test=0.5)
+        (seed / "config.toml").write_text(f"[train]\nlr_backbone = {float(lr)}\n")
+        grid.append(seed)
+    text = select_by_validation(grid, tmp_path / "grid-choice", scope="arm").read_text()
+    assert (
+        "| baseline | 1 | grid-lr1e-4/seed0 | 0.0001 | grid-lr2e-5/seed0: 0.700, grid-lr1e-4/seed0: 0.800 |"
+        in text
+    )
 
 
 def test_resumed_fold_counts_every_segments_train_time(small_config, small_cache, tmp_path, monkeypatch):

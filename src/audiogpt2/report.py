@@ -399,9 +399,21 @@ def _config_value(run_dir: str | Path, section: str, key: str) -> Any:
     return tomllib.loads(config.read_text()).get(section, {}).get(key) if config.is_file() else None
 
 
+def run_labels(run_dirs: list[str]) -> dict[str, str]:
+    """Each run folder named by the fewest trailing path parts that tell it from the others
+    (``...-lr2e-5/seed0``, not ``seed0`` three times)."""
+    parts = {d: Path(d).parts for d in run_dirs}
+    for n in range(1, max((len(p) for p in parts.values()), default=0) + 1):
+        labels = {d: "/".join(p[-n:]) for d, p in parts.items()}
+        if len(set(labels.values())) == len(labels):
+            return labels
+    return {d: d for d in run_dirs}
+
+
 def selection_section(choices: list[dict[str, Any]]) -> list[str]:
     """The learning-rate choices of a ``select`` folder, as report lines."""
-    if choices and choices[0].get("scope") == "arm":
+    by_arm = bool(choices) and choices[0].get("scope") == "arm"
+    if by_arm:
         rule = (
             "Per arm, one run for every fold: the highest validation accuracy averaged over the "
             "folds; ties go to the lower mean validation loss of the saved models."
@@ -416,12 +428,21 @@ def selection_section(choices: list[dict[str, Any]]) -> list[str]:
         "",
         f"{rule} Test folds play no part.",
         "",
-        "| arm | fold | chosen run | validation accuracy per run |",
-        "| --- | --- | --- | --- |",
+        "| arm | fold | chosen run | its backbone learning rate | validation accuracy per run |",
+        "| --- | --- | --- | --- | --- |",
     ]
+    label = run_labels(sorted({d for c in choices for d in (c["chosen"], *c["val_acc"])}))
     for c in choices:
-        vals = ", ".join(f"{Path(d).name}: {v:.3f}" for d, v in c["val_acc"].items())
-        lines.append(f"| {c['arm']} | {c['fold']} | {Path(c['chosen']).name} | {vals} |")
+        vals = ", ".join(f"{label[d]}: {v:.3f}" for d, v in c["val_acc"].items())
+        lr = "n/a" if c.get("lr_backbone") is None else f"{c['lr_backbone']:g}"
+        lines.append(f"| {c['arm']} | {c['fold']} | {label[c['chosen']]} | {lr} | {vals} |")
+    if by_arm:
+        lines.append("")
+        for arm in dict.fromkeys(c["arm"] for c in choices):
+            means = next(c.get("mean_val_acc") or {} for c in choices if c["arm"] == arm)
+            if means:
+                vals = ", ".join(f"{label[d]}: {v:.3f}" for d, v in means.items())
+                lines.append(f"Mean validation accuracy over the folds, {arm}: {vals}.")
     return [*lines, ""]
 
 
