@@ -56,3 +56,20 @@ def test_compare_errors_are_one_line(tmp_path, capsys):
     assert main(["compare", f"{a}:baseline", str(b)]) == 2  # seeds 0 and 3 never pair
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "name one" in err[0] and "share no" in err[1]
+
+
+def test_compare_leaves_out_a_repeated_cvs_seeds_with_no_finished_fold(tmp_path):
+    rep_a = tmp_path / "rep-a"
+    _run(rep_a, "seed0", 0, [0.8, 0.9])
+    (rep_a / "seed1").mkdir()  # started, nothing finished yet
+    (rep_a / "seed1" / "config.toml").write_text("[train]\nseed = 1\n")
+    rep_b = tmp_path / "rep-b"
+    _run(rep_b, "seed0", 0, [0.7, 0.85])
+    _run(rep_b, "seed1", 1, [0.6, 0.6])
+    r = compare(str(rep_a), str(rep_b))
+    assert r["n"] == 2 and [p["seed"] for p in r["pairs"]] == [0, 0]
+    assert r["mean"] == pytest.approx(0.075)
+    (rep_a / "seed0" / "fold1" / "baseline" / "metrics.json").unlink()
+    (rep_a / "seed0" / "fold2" / "baseline" / "metrics.json").unlink()
+    with pytest.raises(ValueError, match="no finished folds under"):
+        compare(str(rep_a), str(rep_b))

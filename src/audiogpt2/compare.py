@@ -37,22 +37,23 @@ def load_side(spec: str) -> tuple[str, dict[tuple[int, int], dict[str, Any]]]:
     """``DIR[,DIR...][:ARM]`` -> (label, {(fold, seed): metrics})."""
     dirs_text, _, arm = spec.partition(":")
     results: dict[tuple[int, int], dict[str, Any]] = {}
-    arms_seen: set[str] = set()
-    listed = [Path(d) for d in dirs_text.split(",") if d]
-    for run_dir in [s for d in listed for s in (seed_dirs(d) or [d])]:  # a repeated CV: its seeds
-        found = collect(run_dir)
-        arms_seen.update(found)
-        if not found:
-            raise CompareError(f"no finished folds under {run_dir}; run `audiogpt2 cv` first")
-        chosen = arm or (next(iter(found)) if len(found) == 1 else "")
-        if chosen not in found:
-            names = sorted(found)
-            raise CompareError(
-                f"{run_dir} holds arms {', '.join(names)}: name one, e.g. {run_dir}:{names[0]}"
-            )
-        seed = _seed(run_dir)
-        for fold, data in found[chosen].items():
-            results[(fold, seed)] = data["metrics"]
+    for listed in (Path(d) for d in dirs_text.split(",") if d):
+        # a repeated CV: its seeds. One still training can have a seed with no finished fold
+        # yet; such seeds are left out, so the finished ones can be compared already.
+        runs = {s: collect(s) for s in seed_dirs(listed)} or {listed: collect(listed)}
+        runs = {d: found for d, found in runs.items() if found}
+        if not runs:
+            raise CompareError(f"no finished folds under {listed}; run `audiogpt2 cv` first")
+        for run_dir, found in runs.items():
+            chosen = arm or (next(iter(found)) if len(found) == 1 else "")
+            if chosen not in found:
+                names = sorted(found)
+                raise CompareError(
+                    f"{run_dir} holds arms {', '.join(names)}: name one, e.g. {run_dir}:{names[0]}"
+                )
+            seed = _seed(run_dir)
+            for fold, data in found[chosen].items():
+                results[(fold, seed)] = data["metrics"]
     return f"{dirs_text}:{arm}" if arm else dirs_text, results
 
 
