@@ -114,7 +114,9 @@ audiogpt2 cv --name esc10-minilm-all-seeds-lr2e-5 --backbone minilm --arms basel
 #     b) each arm's backbone learning rate chosen on validation: one rate per arm, the
 #     highest validation accuracy averaged over the five folds of a seed-0 grid (`select
 #     --scope arm`; ties: lower validation loss). Pretrained and `schedule` from step 4's
-#     grid; `all` from its own seed-0 grid. Then three seeds at each arm's rate.
+#     grid; `all` from its own seed-0 grid. Then three seeds at each arm's rate (published:
+#     two single-thread jobs side by side over sessions 13-14, the pretrained arm's seed 2
+#     split between them with --fold, which trains the same folds as one command).
 chosen_lr() {  # the learning rate of the run chosen for arm $2 in $1/selection.json
   python -c 'import sys; sys.path.insert(0, "benchmarks"); from pathlib import Path
 from pretraining_table import chosen_lr; print(chosen_lr(Path(sys.argv[1]) / "selection.json", sys.argv[2]))' "$1" "$2"
