@@ -96,8 +96,8 @@ audiogpt2 cv --name esc10-recipe-band --config configs/recipe.toml --data "$DATA
 #     over seed 0's five folds: about 26 minutes per fold pretrained, 25 random (4.3 hours
 #     for both arms). Seed 0 ran as one job with --threads 2; seeds 1 and 2 ran as two
 #     parallel jobs, one per seed (--seeds 1, --seeds 2), with --threads 1 each, which on
-#     2 cores trains both in about the time one 2-thread job trains one (23 min per fold
-#     and arm). Each seed has its own cache, so the two jobs share nothing but the folder.
+#     2 cores trains both in about the time one 2-thread job trains one (per job, 23-29 min
+#     per fold pretrained, 27-31 random). Each seed has its own cache, so the two jobs share nothing but the folder.
 audiogpt2 cv --name esc10-recipe-band-minilm --config configs/recipe.toml --data "$DATA" --subset esc10 \
   --cache data/preprocessed/esc10-recipe-band.pt --backbone minilm --baseline-trainable all --threads 2 \
   --seeds 0
