@@ -94,17 +94,15 @@ audiogpt2 cv --name esc10-recipe-band --config configs/recipe.toml --data "$DATA
 #     against the same network from random weights, fully trainable from epoch 1
 #     (--baseline-trainable all), paired by fold and seed. Per seed on 2 CPU cores, measured
 #     over seed 0's five folds: about 26 minutes per fold pretrained, 25 random (4.3 hours
-#     for both arms). Seed 0 ran as one job with --threads 2; seeds 1 and 2 ran as two
-#     parallel jobs, one per seed (--seeds 1, --seeds 2), with --threads 1 each, which on
-#     2 cores trains both in about the time one 2-thread job trains one (per job, 23-29 min
-#     per fold pretrained, 27-31 random). Each seed has its own cache, so the two jobs share nothing but the folder.
-audiogpt2 cv --name esc10-recipe-band-minilm --config configs/recipe.toml --data "$DATA" --subset esc10 \
-  --cache data/preprocessed/esc10-recipe-band.pt --backbone minilm --baseline-trainable all --threads 2 \
-  --seeds 0
+#     for both arms). Seed 0 ran as one job with --threads 2; seeds 1 and 2 as two parallel
+#     jobs, one per seed, with --threads 1 each: on 2 cores that trains both in about the
+#     time one 2-thread job trains one (per job, 23-29 min per fold pretrained, 27-31
+#     random). Each seed has its own cache, so the two jobs share nothing but the folder.
+RECIPE_MINILM=(--name esc10-recipe-band-minilm --config configs/recipe.toml --data "$DATA" --subset esc10
+  --cache data/preprocessed/esc10-recipe-band.pt --backbone minilm --baseline-trainable all)
+audiogpt2 cv "${RECIPE_MINILM[@]}" --threads 2 --seeds 0
 for seed in 1 2; do
-  audiogpt2 cv --name esc10-recipe-band-minilm --config configs/recipe.toml --data "$DATA" --subset esc10 \
-    --cache data/preprocessed/esc10-recipe-band.pt --backbone minilm --baseline-trainable all --threads 1 \
-    --seeds "$seed" &
+  audiogpt2 cv "${RECIPE_MINILM[@]}" --threads 1 --seeds "$seed" &
 done
 wait
 # 13. The spec's question at the spec's recipe, repeated over seeds (issue "Settle the spec's
