@@ -5,9 +5,11 @@ fold and seed). Runs come from steps 12-13 of benchmarks/esc10_results.sh; a com
 whose runs are missing or unfinished is listed as such, never guessed. The "chosen on
 validation" rows use each arm's learning rate from the `select --scope arm` folders.
 
-    python benchmarks/pretraining_table.py [--runs runs] [--suffix -h100]
+    python benchmarks/pretraining_table.py [--runs runs] [--suffix -h100] [--write docs/results.md]
 
 ``--suffix`` reads the spec-recipe runs made on a lent GPU (benchmarks/device/gpu.sh).
+``--write`` replaces the table (its header line and the rows under it) in that Markdown file
+instead of printing it, so the published table is never pasted by hand.
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ def comparisons(runs: str, suffix: str) -> list[tuple[str, str, str]]:
             f"{final}:finetuned",
             f"{runs}/esc10-recipe-band:baseline",
         ),
+        (
+            "final recipe: random `all` - CNN only",
+            f"{final}:baseline",
+            f"{runs}/esc10-recipe-band:baseline",
+        ),
     ]
     return rows
 
@@ -82,27 +89,54 @@ def num(x: float | None, fmt: str = "{:.3f}") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", default="runs")
-    parser.add_argument("--suffix", default="")
-    args = parser.parse_args()
-    print("| comparison (A - B, test accuracy) | pairs (fold x seed) | mean difference, 95 % CI "
-          "| p corrected (plain) | A wins / losses / ties | seed noise floor A, B |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- |")
-    for label, side_a, side_b in comparisons(args.runs, args.suffix):
+HEADER = (
+    "| comparison (A - B, test accuracy) | pairs (fold x seed) | mean difference, 95 % CI "
+    "| p corrected (plain) | A wins / losses / ties | seed noise floor A, B |"
+)
+
+
+def table(runs: str, suffix: str) -> list[str]:
+    lines = [HEADER, "| --- | --- | --- | --- | --- | --- |"]
+    for label, side_a, side_b in comparisons(runs, suffix):
         try:
             r = compare(side_a, side_b)
         except (CompareError, FileNotFoundError) as exc:
-            print(f"| {label} | not run yet | | | | |")
+            lines.append(f"| {label} | not run yet | | | | |")
             print(f"{label}: {exc}", file=sys.stderr)
             continue
         ci = f"[{num(r['ci_low'], '{:+.3f}')}, {num(r['ci_high'], '{:+.3f}')}]"
         p = f"{num(r['p'], '{:.2f}')} ({num(r['p_uncorrected'], '{:.2f}')})"
-        print(
+        lines.append(
             f"| {label} | {r['n']} | {r['mean']:+.3f} {ci} | {p} | {r['wins']} / {r['losses']} / {r['ties']} "
             f"| {num(r['seed_std_a'])}, {num(r['seed_std_b'])} |"
         )
+    return lines
+
+
+def write_table(path: Path, lines: list[str]) -> None:
+    """Replace the table that starts at ``HEADER`` in ``path`` (through its last ``|`` row)."""
+    text = path.read_text(encoding="utf-8").split("\n")
+    if HEADER not in text:
+        sys.exit(f"{path}: no table headed {HEADER!r}; paste the printed table there once")
+    start = text.index(HEADER)
+    end = start
+    while end < len(text) and text[end].startswith("|"):
+        end += 1
+    path.write_text("\n".join(text[:start] + lines + text[end:]), encoding="utf-8")
+    print(f"{path}: table rewritten ({len(lines) - 2} rows)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", default="runs")
+    parser.add_argument("--suffix", default="")
+    parser.add_argument("--write", type=Path, help="Markdown file whose table to replace")
+    args = parser.parse_args()
+    lines = table(args.runs, args.suffix)
+    if args.write:
+        write_table(args.write, lines)
+    else:
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Copy the small outputs of finished folds (metrics, curves, config; no checkpoints) from
-# runs/ into docs/results/, then rebuild every report and the table in docs/results.md.
+# runs/ into docs/results/, then rebuild every report, the summary table and the
+# pretrained-vs-random table in docs/results.md.
 #   bash benchmarks/publish_results.sh                      # every runs/esc10-* experiment
 #   bash benchmarks/publish_results.sh runs/esc10-recipe-band-minilm   # only the ones named
 # Name the experiments when others are still training, so no partial run is published.
@@ -41,3 +42,4 @@ done
 echo "published: ${published[*]}"
 # every experiment kept in docs/results, not only the ones copied now
 audiogpt2 report docs/results/*/ --summary docs/results.md
+python "$(dirname "$0")/pretraining_table.py" --runs docs/results --write docs/results.md
