@@ -8,8 +8,9 @@ validation" rows use each arm's learning rate from the `select --scope arm` fold
     python benchmarks/pretraining_table.py [--runs runs] [--suffix -h100] [--write docs/results.md]
 
 ``--suffix`` reads the spec-recipe runs made on a lent GPU (benchmarks/device/gpu.sh).
-``--write`` replaces the table (its header line and the rows under it) in that Markdown file
-instead of printing it, so the published table is never pasted by hand.
+``--write`` replaces the table between the ``<!-- pretraining:begin -->`` and
+``<!-- pretraining:end -->`` lines of that Markdown file instead of printing it, so the
+published table is never pasted by hand.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ import sys
 from pathlib import Path
 
 from audiogpt2.compare import CompareError, compare
+from audiogpt2.report import replace_marked
+
+# where --write puts the table in its document
+BEGIN, END = "<!-- pretraining:begin -->", "<!-- pretraining:end -->"
 
 
 def chosen_lr(selection: Path, arm: str) -> str | None:
@@ -89,14 +94,12 @@ def num(x: float | None, fmt: str = "{:.3f}") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
-HEADER = (
-    "| comparison (A - B, test accuracy) | pairs (fold x seed) | mean difference, 95 % CI "
-    "| p corrected (plain) | A wins / losses / ties | seed noise floor A, B |"
-)
-
-
 def table(runs: str, suffix: str) -> list[str]:
-    lines = [HEADER, "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| comparison (A - B, test accuracy) | pairs (fold x seed) | mean difference, 95 % CI "
+        "| p corrected (plain) | A wins / losses / ties | seed noise floor A, B |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for label, side_a, side_b in comparisons(runs, suffix):
         try:
             r = compare(side_a, side_b)
@@ -113,19 +116,6 @@ def table(runs: str, suffix: str) -> list[str]:
     return lines
 
 
-def write_table(path: Path, lines: list[str]) -> None:
-    """Replace the table that starts at ``HEADER`` in ``path`` (through its last ``|`` row)."""
-    text = path.read_text(encoding="utf-8").split("\n")
-    if HEADER not in text:
-        sys.exit(f"{path}: no table headed {HEADER!r}; paste the printed table there once")
-    start = text.index(HEADER)
-    end = start
-    while end < len(text) and text[end].startswith("|"):
-        end += 1
-    path.write_text("\n".join(text[:start] + lines + text[end:]), encoding="utf-8")
-    print(f"{path}: table rewritten ({len(lines) - 2} rows)")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", default="runs")
@@ -134,7 +124,8 @@ def main() -> None:
     args = parser.parse_args()
     lines = table(args.runs, args.suffix)
     if args.write:
-        write_table(args.write, lines)
+        replace_marked(args.write, BEGIN, END, "\n".join(lines))
+        print(f"{args.write}: table rewritten ({len(lines) - 2} rows)")
     else:
         print("\n".join(lines))
 

@@ -495,12 +495,19 @@ def summary_table(run_dirs: list[str | Path]) -> str:
     return "\n".join(lines)
 
 
+def replace_marked(document: str | Path, begin: str, end: str, body: str) -> Path:
+    """Replace what lies between the ``begin`` and ``end`` marker lines of ``document``
+    (created holding only the markers if absent), so generated tables sit inside hand-written
+    prose without anyone pasting them."""
+    document = Path(document)
+    text = document.read_text(encoding="utf-8") if document.is_file() else f"{begin}\n{end}\n"
+    if begin not in text or end not in text:
+        raise ValueError(f"{document} lacks the markers {begin} ... {end}: add them where the table goes")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return atomic_write_text(document, f"{head}{begin}\n{body}\n{end}{tail}")
+
+
 def update_summary(document: str | Path, run_dirs: list[str | Path]) -> Path:
     """Replace the table between the results markers of ``document`` (created if absent)."""
-    document = Path(document)
-    text = document.read_text() if document.is_file() else f"{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{document} lacks the markers {BEGIN} ... {END}")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return atomic_write_text(document, f"{head}{BEGIN}\n{summary_table(run_dirs)}\n{END}{tail}")
+    return replace_marked(document, BEGIN, END, summary_table(run_dirs))
