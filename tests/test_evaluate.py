@@ -344,3 +344,34 @@ def test_refit_without_a_validation_set_trains_every_training_clip(
     # the same clips as the split with a validation set, plus its validation clips
     kept = split_clips(small_cache.labels.numpy(), small_cache.folds.numpy(), small_cache.groups, 5, 0.2)
     assert sorted(np.concatenate([kept.train, kept.val])) == list(split.train)
+
+
+def test_names_and_paths_in_a_checkpoint_never_leave_their_folder(
+    esc_root, tiny_gpt2_dir, tmp_path, capsys, monkeypatch
+):
+    """A checkpoint whose arm is '../../x', or whose config points the cache elsewhere, must
+    not make evaluate write (or delete) outside the user's own output folders."""
+    from audiogpt2.cli import main
+    from audiogpt2.io import atomic_torch_save, safe_torch_load
+
+    from helpers import one_epoch_checkpoint
+
+    _, checkpoint = one_epoch_checkpoint(esc_root, tiny_gpt2_dir, tmp_path / "run")
+    data = safe_torch_load(checkpoint, "checkpoint")
+    escaped = dict(data, arm="../../x")
+    atomic_torch_save(escaped, tmp_path / "arm.pt", "checkpoint")
+    elsewhere = tmp_path / "victim"
+    elsewhere.mkdir()
+    (elsewhere / "keep.pt").write_text("a user's file")
+    config = copy.deepcopy(data["config"])
+    config["data"]["cache"] = str(elsewhere / "keep.pt")
+    moved = dict(data, config=config)
+    atomic_torch_save(moved, tmp_path / "cache.pt", "checkpoint")
+    monkeypatch.chdir(tmp_path / "run")  # default outputs land under here
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "arm.pt")]) != 0
+    assert "arm '../../x'" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "cache.pt")]) == 0
+    assert (elsewhere / "keep.pt").read_text() == "a user's file"
+    assert list(elsewhere.iterdir()) == [elsewhere / "keep.pt"]
+    assert not (tmp_path.parent / "x").exists() and not list(tmp_path.glob("*.png"))

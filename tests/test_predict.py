@@ -43,7 +43,9 @@ def test_predict_uses_the_preprocessing_features(checkpoint, small_cache, esc_ro
 
     clf = Classifier.from_checkpoint(checkpoint)
     name = small_cache.names[0]
-    via_cache = predict_proba(clf.model, small_cache.features[:1], clf.config.augment)[0]
+    via_cache = predict_proba(
+        clf.model, small_cache.features[:1], clf.config.augment, precision=clf.precision
+    )[0]
     via_file = clf.predict_file(esc_root / "audio" / name)
     probs = dict(zip(via_file.labels, via_file.probabilities))
     np.testing.assert_allclose([probs[c] for c in clf.classes], via_cache, atol=1e-5)
@@ -131,3 +133,30 @@ def test_ensemble_averages_its_members_and_refuses_other_classes(
     atomic_torch_save(renamed, tmp_path / "renamed.pt", "checkpoint")
     with pytest.raises(EnsembleError, match="renamed.pt has other classes"):
         Classifier.ensemble([checkpoint, tmp_path / "renamed.pt"])
+
+
+def test_timelines_stay_in_their_folder_never_collide_and_escape_formulas(checkpoint, tmp_path, capsys):
+    import csv
+
+    from audiogpt2.io import atomic_torch_save, safe_torch_load
+
+    sr = 16000
+    y = np.random.default_rng(1).normal(0, 0.1, sr * 6).astype(np.float32)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    inputs = [tmp_path / "..wav", tmp_path / "a" / "same.wav", tmp_path / "b" / "same.wav"]
+    inputs.append(tmp_path / "x.v2.wav")
+    for path in inputs:
+        sf.write(path, y, sr, format="WAV")
+    # class names from a user's manifest that a spreadsheet would run as formulas
+    hostile = safe_torch_load(checkpoint, "checkpoint")
+    hostile["classes"] = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)"][: len(hostile["classes"])]
+    atomic_torch_save(hostile, tmp_path / "hostile.pt", "checkpoint")
+    out = tmp_path / "out" / "tl"
+    assert main(["predict", str(tmp_path / "hostile.pt"), *map(str, inputs), "--timeline-dir", str(out)]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").rglob("*"))
+    assert written == sorted(["tl", "audio.csv", "audio.png", "same.csv", "same.png", "same-2.csv",
+                              "same-2.png", "x.v2.csv", "x.v2.png"])  # fmt: skip
+    for table in out.glob("*.csv"):
+        for row in csv.DictReader(table.open()):
+            assert row["label"][0] not in "=+-@" and row["label"].lstrip("'") in hostile["classes"]

@@ -202,6 +202,7 @@ def test_the_page_answers_from_memory_and_leaves_no_files(checkpoint, tmp_path, 
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the page reads only its uploads
     classifier = Classifier.from_pretrained(checkpoint)
     wav = tmp_path / "long.wav"
     wav.write_bytes(_wav(12.0))  # longer than one 5 s window: a timeline is drawn
@@ -212,3 +213,75 @@ def test_the_page_answers_from_memory_and_leaves_no_files(checkpoint, tmp_path, 
     assert list(scratch.iterdir()) == []
     wav.write_bytes(_wav(3.0))  # one window: no timeline
     assert analyse_upload(classifier, MicroBatcher(classifier), str(wav), 20.0)[1] is None
+
+
+def _page_call(client, payload: dict) -> str:
+    """POST a FileData to the page's event, as a browser would after an upload, and read the
+    event stream back (bounded: the queue answers or the test fails, never hangs)."""
+    r = client.post("/gradio_api/call/analyse", json={"data": [payload]})
+    assert r.status_code == 200, r.text
+    event = r.json()["event_id"]
+    with client.stream("GET", f"/gradio_api/call/analyse/{event}") as stream:
+        return "".join(stream.iter_text())
+
+
+@pytest.mark.parametrize("target", ["/etc/shadow", "secret", "/dev/zero", "fifo"])
+def test_the_page_reads_only_uploaded_files(checkpoint, tmp_path, target):
+    """A FileData naming a server path (a secret, /dev/zero, a FIFO) is refused before it is
+    opened: only files that arrived through the upload endpoint are read."""
+    import os
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from audiogpt2.serve import create_app
+
+    if target == "secret":
+        target = str(tmp_path / "secret.wav")
+        with open(target, "wb") as handle:
+            handle.write(_wav(1.0))  # a readable audio file the server never received
+    elif target == "fifo":
+        target = str(tmp_path / "pipe.wav")
+        os.mkfifo(target)
+    gradio_tmp = os.environ.get("GRADIO_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "gradio")
+    before = {p for _, _, files in os.walk(gradio_tmp) for p in files} if os.path.isdir(gradio_tmp) else set()
+    with TestClient(create_app(checkpoint, max_seconds=20)) as c, ThreadPoolExecutor(1) as pool:
+        payload = {"path": target, "meta": {"_type": "gradio.FileData"}, "orig_name": "x.wav"}
+        answer = pool.submit(_page_call, c, payload).result(timeout=60)
+        # the health check still answers: nothing blocked the event loop
+        assert c.get("/healthz").status_code == 200
+    assert "event: error" in answer and "complete" not in answer.split("event: error")[0], answer
+    after = {p for _, _, files in os.walk(gradio_tmp) for p in files} if os.path.isdir(gradio_tmp) else set()
+    copied = {name for name in after - before if name == os.path.basename(target)}
+    assert not copied, f"{target} was copied into Gradio's cache"
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [(["--host", ""], "--host is empty"), (["--port", "99999"], "1-65535"),
+     (["--max-seconds", "nan"], "positive finite"), (["--max-wait-ms", "-1"], "positive finite")],
+)  # fmt: skip
+def test_bad_serve_flags_are_one_line(checkpoint, capsys, args, fragment):
+    from audiogpt2.cli import main
+
+    try:
+        code = main(["serve", str(checkpoint), *args])
+    except SystemExit as exc:  # argparse's own exit for a bad flag value
+        code = exc.code
+    assert code not in (0, None)
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+
+
+def test_a_non_loopback_host_is_named_in_a_warning(caplog):
+    import logging
+
+    from audiogpt2.serve import check_host
+
+    with caplog.at_level(logging.WARNING):
+        check_host("127.0.0.1")
+        check_host("localhost")
+        assert not caplog.records
+        check_host("0.0.0.0")
+    assert "0.0.0.0" in caplog.text and "reverse proxy" in caplog.text

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audiogpt2.arms import ARM_NAMES
 from audiogpt2.config import Config, config_from_dict
 from audiogpt2.io import UnsafeFileError, display, peek, safe_torch_load
 from audiogpt2.model import AudioClassifier, backbone_from_config_json, load_weights
@@ -54,6 +55,7 @@ class Checkpoint:
     def from_dict(cls, data: dict[str, Any], source: str | Path = "checkpoint") -> Checkpoint:
         if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
             raise UnsafeFileError(f"{display(source)} is not an audiogpt2 checkpoint")
+        _check_fields(data, source)
         return cls(
             config=config_from_dict(data["config"]),
             arm=data["arm"],
@@ -68,9 +70,26 @@ class Checkpoint:
         )
 
 
-def model_for(info: Checkpoint) -> AudioClassifier:
+def _check_fields(data: dict[str, Any], source: str | Path) -> None:
+    """The fields that name things (files, folders, labels) are data: refuse what this package
+    never writes, so nothing derived from them can leave its folder or mislabel a result."""
+    where = display(source)
+    if data.get("arm") not in ARM_NAMES:
+        raise UnsafeFileError(f"{where}: arm {data.get('arm')!r} is not one of {', '.join(ARM_NAMES)}; "
+                              "the file is damaged or was edited")  # fmt: skip
+    classes = data.get("classes")
+    if (not isinstance(classes, list) or not classes or len(set(map(str, classes))) != len(classes)
+            or not all(isinstance(c, str) and c.strip() for c in classes)):  # fmt: skip
+        raise UnsafeFileError(f"{where}: classes must be a list of distinct non-empty names; "
+                              "the file is damaged or was edited")  # fmt: skip
+    fold = data.get("test_fold")
+    if fold is not None and (isinstance(fold, bool) or not isinstance(fold, int)):
+        raise UnsafeFileError(f"{where}: test_fold {fold!r} is not a fold number")
+
+
+def model_for(info: Checkpoint, source: str | Path = "model file") -> AudioClassifier:
     """The architecture ``info`` describes, with untrained weights (offline)."""
-    module = backbone_from_config_json(info.backbone_config)
+    module = backbone_from_config_json(info.backbone_config, display(source))
     config = info.config
     hidden = module.config.hidden_size if module is not None else config.model.cnn_only_hidden
     return AudioClassifier.from_config(module, hidden, len(info.classes), config.model, config.audio)
@@ -80,7 +99,7 @@ def load_checkpoint(path: str | Path) -> tuple[AudioClassifier, Checkpoint]:
     """Rebuild a trained model from a checkpoint, offline, without executing code."""
     data = safe_torch_load(path, "checkpoint")
     info = Checkpoint.from_dict(data, path)
-    model = model_for(info)
+    model = model_for(info, path)
     try:
         load_weights(model, data["model"])
     except RuntimeError as exc:

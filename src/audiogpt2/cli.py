@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from audiogpt2.arms import ARM_NAMES, ARMS
-from audiogpt2.config import ConfigError, cli_flags, load_config
+from audiogpt2.config import PRECISIONS, ConfigError, cli_flags, load_config
 
 
 class Parser(argparse.ArgumentParser):
@@ -100,6 +101,27 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 1-65535, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0.0") else _positive_float(text)
 
 
 # Shown at the end of each command's --help.
@@ -247,6 +269,8 @@ def build_parser() -> Parser:
         help="average with this checkpoint or export too, e.g. another seed's (repeatable)",
     )  # noqa: E501
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="forward pass: auto (bf16 where native), fp32 or bf16 (default auto)")  # fmt: skip
 
     p = command("export", help="write a checkpoint as safetensors or ONNX for other runtimes")
     p.add_argument("checkpoint", help="a .pt checkpoint written by train or cv")
@@ -258,16 +282,19 @@ def build_parser() -> Parser:
     p = command("serve", help="HTTP API and web page for a trained checkpoint or export")
     p.add_argument("checkpoint", help="a .pt checkpoint or an export folder")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     p.add_argument("--max-batch", type=_positive_int, default=16,
                    help="micro-batching: most windows per forward pass (1 = off; default 16)")  # fmt: skip
-    p.add_argument("--max-wait-ms", type=float, default=10.0,
+    p.add_argument("--max-wait-ms", type=_non_negative_float, default=10.0,
                    help="micro-batching: longest wait for more requests (default 10)")  # fmt: skip
-    p.add_argument("--max-seconds", type=float, default=600.0, help="longest audio accepted (default 600)")
+    p.add_argument("--max-seconds", type=_positive_float, default=600.0,
+                   help="longest audio accepted (default 600)")  # fmt: skip
     p.add_argument("--no-page", action="store_true", help="API only, no web page at /")
     p.add_argument("--ensemble", action="append", default=[], metavar="CHECKPOINT",
                    help="average with this checkpoint or export too (repeatable)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="forward pass: auto (bf16 where native), fp32 or bf16 (default auto)")  # fmt: skip
 
     p = command("download", help="download a dataset (network)")
     p.add_argument("dataset", choices=["esc50"], help="the dataset to fetch: esc50 (about 600 MB)")
@@ -289,7 +316,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"(looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
         )
     try:
-        clf = Classifier.ensemble([args.checkpoint, *args.ensemble], args.device)
+        clf = Classifier.ensemble([args.checkpoint, *args.ensemble], args.device, args.precision)
     except FileNotFoundError as exc:
         from audiogpt2.config import PathsConfig
         from audiogpt2.experiment import latest_checkpoint
@@ -299,10 +326,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{exc}; {hint}") from exc
     done, skipped = predict_paths(clf, paths)
     if args.timeline_dir:
-        from audiogpt2.predict import write_timeline
+        from audiogpt2.predict import timeline_names, write_timeline
 
-        for path, r in done:
-            png, _ = write_timeline(r, Path(args.timeline_dir) / path.stem, title=display(path.name))
+        names = timeline_names([path for path, _ in done])
+        for (path, r), name in zip(done, names):
+            png, _ = write_timeline(r, Path(args.timeline_dir) / name, title=display(path.name))
             print(f"timeline of {display(path)}: {png} and {png.with_suffix('.csv')}", file=sys.stderr)
     if args.json:
         print(
@@ -387,7 +415,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"serve needs the [serve] extra ({exc.name} is missing): {hint}") from None
     serve([args.checkpoint, *args.ensemble], args.host, args.port, max_batch=args.max_batch,
           max_wait_ms=args.max_wait_ms, max_seconds=args.max_seconds, page=not args.no_page,
-          device=args.device)  # fmt: skip
+          device=args.device, precision=args.precision)  # fmt: skip
     return 0
 
 

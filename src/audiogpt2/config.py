@@ -26,6 +26,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+PRECISIONS = ("auto", "fp32", "bf16")  # train.precision: see audiogpt2/precision.py
+
+
 class ConfigError(AudioGPT2Error, ValueError):
     """A config key or value that cannot be used; the message names the key."""
 
@@ -252,7 +255,10 @@ class TrainConfig:
     baseline_trainable: str = flag("schedule", "--baseline-trainable", "schedule | all", training=True)
     seed: int = flag(0, "--seed", "random seed")
     device: str = flag("auto", "--device", "auto (MPS, then CUDA, then CPU) | cpu | cuda[:N] | mps")
-    amp: bool = flag(False, "--amp", "mixed precision on CUDA", training=True)
+    # Forward-pass arithmetic: "auto" (bf16 autocast where the CPU or GPU does bf16 natively,
+    # else fp32), "fp32" or "bf16". A run stores what it resolved to (audiogpt2/precision.py).
+    precision: str = flag("auto", "--precision", "auto (bf16 where native) | fp32 | bf16")
+    amp: bool = flag(False, "--amp", "older name for --precision bf16", training=True)
     # torch.compile the training forward/backward: fuses the elementwise work between the
     # matrix products, at the price of compiling first and again at each unfreeze (measured
     # gains: docs/speed.md, "Speed").
@@ -295,6 +301,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"train.unfreeze entry {epoch!r} = {block!r}: use epoch (>= 1) = block index"
                 )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision={self.precision!r}: use 'auto', 'fp32' or 'bf16'")
         if self.optimizer_impl not in ("auto", "fused", "foreach", "loop"):
             raise ConfigError(
                 f"train.optimizer_impl={self.optimizer_impl!r}: use 'auto', 'fused', 'foreach' or 'loop'"

@@ -19,6 +19,7 @@ from audiogpt2 import distributed
 from audiogpt2.checkpoint import Checkpoint, load_checkpoint
 from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.io import atomic_savefig
+from audiogpt2.precision import resolve_precision
 from audiogpt2.predict import predict_proba
 
 
@@ -108,10 +109,15 @@ def most_confused(matrix: np.ndarray | list, classes: list[str], k: int = 10) ->
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path, cache: Any, device: torch.device | str = "cpu", tta: int | None = None
+    checkpoint: str | Path,
+    cache: Any,
+    device: torch.device | str = "cpu",
+    tta: int | None = None,
+    precision: str | None = None,
 ) -> tuple[dict[str, Any], Checkpoint]:
     """Metrics of a checkpoint on its own test fold (originals only, never variants);
-    ``tta`` overrides the number of test-time shifts the checkpoint was trained with."""
+    ``tta`` overrides the number of test-time shifts the checkpoint was trained with, and
+    ``precision`` the arithmetic it trained in (stored in its config)."""
     model, info = load_checkpoint(checkpoint)
     if list(info.classes) != list(cache.classes):
         raise EvaluationError(
@@ -130,7 +136,10 @@ def evaluate_checkpoint(
     if tta is not None:
         aug = dataclasses.replace(aug, tta=tta)
         aug.validate()
-    probs = distributed.sharded(lambda f: predict_proba(model, f, aug, device), cache.features[rows])
+    arithmetic = resolve_precision(precision or info.config.train.precision, device)
+    probs = distributed.sharded(
+        lambda f: predict_proba(model, f, aug, device, precision=arithmetic), cache.features[rows]
+    )
     y_true = cache.labels_of(rows).numpy()
     metrics = compute_metrics(y_true, probs.argmax(1), cache.classes)
     metrics.update(
@@ -139,6 +148,7 @@ def evaluate_checkpoint(
         arm=info.arm,
         backbone_source=info.backbone_source,
         tta=aug.tta,
+        arithmetic=arithmetic.name,  # fp32 or bf16 forward pass ("precision" is the metric)
         predictions=probs.argmax(1).tolist(),
         targets=y_true.tolist(),
         # kept so several seeds' runs can be averaged into an ensemble afterwards

@@ -22,7 +22,7 @@ from audiogpt2 import distributed
 from audiogpt2.arms import ARMS
 from audiogpt2.cache import FeatureCache
 from audiogpt2.checkpoint import read_checkpoint_config
-from audiogpt2.config import Config, PathsConfig, config_from_dict, separate_outputs
+from audiogpt2.config import Config, DataConfig, PathsConfig, config_from_dict, separate_outputs
 from audiogpt2.device import select_device
 from audiogpt2.evaluate import evaluate_checkpoint, format_metrics, plot_confusion
 from audiogpt2.io import atomic_write_json
@@ -193,7 +193,10 @@ def checkpoint_config(config: Config, explicit: set[str], checkpoint: str | None
             "or pass --checkpoint PATH"
         )
     saved = config_from_dict(read_checkpoint_config(found))
+    # Where outputs go is the user's choice, never the file's: a cache path inside a checkpoint
+    # could point anywhere (and the cache writer replaces what it finds there).
     saved.paths = PathsConfig()
+    saved.data.cache = DataConfig().cache
     for key in explicit:
         section, _, name = key.partition(".")
         setattr(getattr(saved, section), name, copy.deepcopy(getattr(getattr(config, section), name)))
@@ -211,7 +214,8 @@ def latest_checkpoint(paths: PathsConfig, arms: list[str]) -> Path | None:
 def evaluate_one(config: Config, cache: FeatureCache, checkpoint: Path) -> dict[str, Any]:
     """Metrics, metrics JSON and confusion matrix of one checkpoint on its test fold."""
 
-    metrics, info = evaluate_checkpoint(checkpoint, cache, select_device(config.train.device))
+    device = select_device(config.train.device)
+    metrics, info = evaluate_checkpoint(checkpoint, cache, device, precision=config.train.precision)
     notebooks = Path(config.paths.notebooks)
     stem = f"{info.arm}_{checkpoint.stem}"
     atomic_write_json(notebooks / f"metrics_{stem}.json", metrics)

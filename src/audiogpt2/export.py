@@ -187,6 +187,6 @@ def load_export(directory: str | Path, prefer_onnx: bool = True) -> tuple[torch.
 
     from audiogpt2.model import load_weights
 
-    model = model_for(info)
+    model = model_for(info, config_path)
     load_weights(model, load_file(str(weights)))
     return model.eval(), info

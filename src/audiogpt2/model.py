@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import os
 import socket
 import urllib.parse
@@ -141,14 +140,16 @@ def load_backbone(name: str, pretrained: bool, hidden_if_none: int = 768) -> Bac
     return Backbone(module, module.config.hidden_size, source, module.config.to_json_string())
 
 
-def backbone_from_config_json(config_json: str) -> nn.Module | None:
-    """Rebuild a backbone module (random weights) from a checkpoint's saved config."""
-    from transformers import AutoConfig, AutoModel
+def backbone_from_config_json(config_json: str, source: str = "model file") -> nn.Module | None:
+    """Rebuild a backbone module (random weights) from a checkpoint's saved config, which is
+    checked as data first (no remote code, no downloads, bounded sizes)."""
+    from transformers import AutoModel
 
-    data = json.loads(config_json)
-    if not data:
+    from audiogpt2.saved_backbone import checked_backbone_config
+
+    config = checked_backbone_config(config_json, source)
+    if config is None:
         return None
-    config = AutoConfig.for_model(data.pop("model_type"), **data)
     module = AutoModel.from_config(config)
     _drop_unused_parts(module)
     return module

@@ -7,6 +7,7 @@ whose probabilities are averaged.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,14 @@ from audiogpt2.data import AUDIO_EXTENSIONS
 from audiogpt2.device import select_device
 from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.features import compute_features, limit_blas_threads, model_input
+from audiogpt2.precision import Precision, resolve_precision
 
 
 class NoAudioError(AudioGPT2Error):
     """Nothing to classify: the inputs hold no audio files."""
+
+
+FP32 = Precision("fp32", "default")
 
 
 class EnsembleError(AudioGPT2Error, ValueError):
@@ -49,8 +54,10 @@ def predict_proba(
     aug: AugmentConfig,
     device: torch.device | str = "cpu",
     batch_size: int = 16,
+    precision: Precision | None = None,
 ) -> np.ndarray:
-    """(rows, n_frames, n_bins) features -> (rows, classes) probabilities, eval mode.
+    """(rows, n_frames, n_bins) features -> (rows, classes) probabilities, eval mode; the
+    forward pass in ``precision`` (fp32 when None), the softmax in fp32.
 
     Channel 2 uses each clip's deterministic mask, so a clip always gets one prediction.
     With ``aug.tta > 1`` the probabilities are averaged over that many time-shifted copies.
@@ -65,7 +72,8 @@ def predict_proba(
         probs = 0.0
         for shift in shifts:
             x = np.stack([model_input(time_shift(f, shift), aug) for f in batch])
-            logits = model(torch.from_numpy(x).to(device))
+            with (precision or FP32).autocast(device):
+                logits = model(torch.from_numpy(x).to(device))
             probs = probs + torch.softmax(logits.float(), dim=1).cpu().numpy()
         out.append(probs / len(shifts))
     model.train(was_training)
@@ -75,9 +83,14 @@ def predict_proba(
 
 
 class Classifier:
-    def __init__(self, model: torch.nn.Module, info: Checkpoint, device: str = "cpu") -> None:
+    def __init__(
+        self, model: torch.nn.Module, info: Checkpoint, device: str = "cpu", precision: str = "auto"
+    ) -> None:
         limit_blas_threads()
         self.model = model.to(device).eval()
+        # ONNX Runtime runs its own graph (fp32 or int8): autocast would not reach it.
+        onnx = type(model).__name__ == "OnnxModel"
+        self.precision = FP32 if onnx else resolve_precision(precision, device)
         self.info = info
         self.config = info.config
         self.classes: list[str] = list(info.classes)
@@ -86,7 +99,7 @@ class Classifier:
         self.members: list[tuple[torch.nn.Module, AugmentConfig]] = [(self.model, self.config.augment)]
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> Classifier:
+    def from_pretrained(cls, path: str | Path, device: str = "cpu", precision: str = "auto") -> Classifier:
         """A checkpoint file, or a folder written by ``audiogpt2 export`` (ONNX Runtime when
         it holds an ONNX model and onnxruntime is installed, PyTorch otherwise)."""
         if Path(path).is_dir():
@@ -94,22 +107,22 @@ class Classifier:
 
             select_device(device)
             model, info = load_export(path)
-            return cls(model, info, device)
-        return cls.from_checkpoint(path, device)
+            return cls(model, info, device, precision)
+        return cls.from_checkpoint(path, device, precision)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Classifier:
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", precision: str = "auto") -> Classifier:
         select_device(device)  # one clear line when the device does not exist here
         model, info = load_checkpoint(path)
-        return cls(model, info, device)
+        return cls(model, info, device, precision)
 
     @classmethod
-    def ensemble(cls, paths: list[str | Path], device: str = "cpu") -> Classifier:
+    def ensemble(cls, paths: list[str | Path], device: str = "cpu", precision: str = "auto") -> Classifier:
         """Checkpoints or exports of one task (for example a repeated CV's seeds for one
         fold) whose probabilities are averaged; they must share classes and audio settings."""
-        first = cls.from_pretrained(paths[0], device)
+        first = cls.from_pretrained(paths[0], device, precision)
         for path in paths[1:]:
-            other = cls.from_pretrained(path, device)
+            other = cls.from_pretrained(path, device, precision)
             if other.classes != first.classes or other.config.audio != first.config.audio:
                 what = "classes" if other.classes != first.classes else "audio settings"
                 raise EnsembleError(
@@ -148,7 +161,11 @@ class Classifier:
         """Probabilities of each window's features (a batch may mix several recordings),
         averaged over the ensemble's members."""
         return np.mean(
-            [predict_proba(model, feats, aug, self.device, batch_size) for model, aug in self.members], axis=0
+            [
+                predict_proba(model, feats, aug, self.device, batch_size, self.precision)
+                for model, aug in self.members
+            ],
+            axis=0,
         )
 
     def prediction(self, probs: np.ndarray, starts: list[int], n_samples: int) -> Prediction:
@@ -248,11 +265,34 @@ def write_timeline(prediction: Prediction, path: str | Path, title: str = "") ->
 
     path = Path(path)
     fig = timeline_figure(prediction, title)
-    png = atomic_savefig(fig, path.with_suffix(".png"), dpi=110)
+    png = atomic_savefig(fig, path.parent / f"{path.name}.png", dpi=110)  # "a.b" keeps its ".b"
     plt.close(fig)
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(["start_s", "end_s", "label", "probability"])
     for w in prediction.windows:
-        writer.writerow([f"{w['start']:.3f}", f"{w['end']:.3f}", w["label"], f"{w['probability']:.4f}"])
-    return png, atomic_write_text(path.with_suffix(".csv"), rows.getvalue())
+        label = spreadsheet_text(w["label"])
+        writer.writerow([f"{w['start']:.3f}", f"{w['end']:.3f}", label, f"{w['probability']:.4f}"])
+    return png, atomic_write_text(path.parent / f"{path.name}.csv", rows.getvalue())
+
+
+def spreadsheet_text(cell: str) -> str:
+    """A text cell that a spreadsheet shows as text: class names come from a user's manifest,
+    and one starting with = + - @ (or a tab or carriage return) would open as a formula."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def timeline_names(paths: list[Path]) -> list[str]:
+    """One file name per input for its timeline, made from its stem: confined to one folder
+    (no separators, no leading dots) and never the same for two inputs."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for path in paths:
+        base = re.sub(r"[^\w.-]+", "_", path.stem).lstrip(".") or "audio"
+        name, n = base, 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name.lower())
+        names.append(name)
+    return names

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import math
 import os
+import stat
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -142,11 +144,16 @@ def create_app(
     max_seconds: float = 600.0,
     page: bool = True,
     device: str = "cpu",
+    precision: str = "auto",
 ) -> FastAPI:
     """The FastAPI application: /v1/predict, /v1/model, /healthz, /docs and the page at /.
     Several model paths serve their ensemble (probabilities averaged)."""
+    if not (math.isfinite(max_seconds) and max_seconds > 0):
+        from audiogpt2.config import ConfigError
+
+        raise ConfigError(f"max_seconds must be a positive finite number of seconds, not {max_seconds!r}")
     paths = model_path if isinstance(model_path, list) else [model_path]
-    classifier = Classifier.ensemble(paths, device)
+    classifier = Classifier.ensemble(paths, device, precision)
     batcher = MicroBatcher(classifier, max_batch, max_wait_ms)
     sr = classifier.config.audio.sample_rate
     n_classes = len(classifier.classes)
@@ -201,6 +208,10 @@ def create_app(
 
         page_app = build_page(classifier, batcher, max_seconds)
         app = gr.mount_gradio_app(app, page_app, path="/", ssr_mode=False)
+        # Gradio checks that an event's input files arrived through its upload endpoint only
+        # once `launch()` has run; a mounted page is never launched, so without this flag a
+        # request naming any server path (/etc/shadow, /dev/zero, a FIFO) made it open that.
+        page_app.has_launched = True
     return app
 
 
@@ -218,6 +229,7 @@ def model_summary(classifier: Classifier) -> dict[str, Any]:
         "sample_rate": config.audio.sample_rate,
         "window_seconds": config.audio.clip_seconds,
         "tta": config.augment.tta,
+        "precision": classifier.precision.name,
         "ensemble_members": len(classifier.members),
     }
 
@@ -269,7 +281,7 @@ def analyse_upload(
     recordings longer than one window) and the features, as pictures held in memory, so a
     server that runs for weeks leaves no files behind."""
     sr = classifier.config.audio.sample_rate
-    with open(path, "rb") as handle:  # Gradio's own upload copy, not a path a user named
+    with open_upload(path) as handle:
         y = decode_audio(handle, sr, max_seconds)
     feats, starts, n = classifier.window_features(y, sr)
     result = classifier.prediction(batcher.forward(feats), starts, n)
@@ -280,6 +292,27 @@ def analyse_upload(
 
         timeline = figure_array(timeline_figure(result))
     return labels, timeline, feature_picture(feats[0], classifier)
+
+
+def upload_folder() -> Path:
+    """Where Gradio keeps the files its upload endpoint received."""
+    import tempfile
+
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
+
+
+def open_upload(path: str) -> io.BufferedReader:
+    """Open a file the page received, refusing anything else: a path outside Gradio's upload
+    folder, or a device or FIFO (which would block or never end). A second line of defence
+    behind Gradio's own check."""
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(upload_folder()):
+        raise AudioError("only files uploaded through this page can be analysed")
+    fd = os.open(resolved, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise AudioError("only regular uploaded files can be analysed")
+    return os.fdopen(fd, "rb")
 
 
 def feature_picture(feats: np.ndarray, classifier: Classifier) -> np.ndarray:
@@ -312,10 +345,34 @@ def figure_array(fig: Any) -> np.ndarray:
     return image
 
 
+def check_host(host: str) -> None:
+    """Refuse an empty address (uvicorn would bind every interface without a word) and say
+    so plainly when the service will be reachable from other machines."""
+    import ipaddress
+
+    from audiogpt2.config import ConfigError
+
+    if not host.strip():
+        raise ConfigError(
+            "--host is empty, which would listen on every network interface; give an address: "
+            "127.0.0.1 (this machine only), or 0.0.0.0 to accept other machines on purpose"
+        )
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        log.warning(
+            f"Listening on {host}: other machines can reach this service. It has no authentication; "
+            "serve it only on a trusted network or behind a reverse proxy (README, 'Security')."
+        )
+
+
 def serve(model_path: str | list[str], host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
     """Run the server until interrupted (several model paths: their ensemble)."""
     import uvicorn
 
+    check_host(host)
     app = create_app(model_path, **options)
     shown = " + ".join(map(str, model_path)) if isinstance(model_path, list) else model_path
     log.info(f"Serving {shown} on http://{host}:{port}/ (API docs at /docs)")

@@ -29,7 +29,7 @@ from audiogpt2 import distributed
 from audiogpt2.arms import ARM_NAMES, ARMS
 from audiogpt2.augment import mixup, random_shift
 from audiogpt2.cache import FeatureCache
-from audiogpt2.checkpoint import Checkpoint
+from audiogpt2.checkpoint import Checkpoint, read_checkpoint_config
 from audiogpt2.config import AugmentConfig, Config, TrainConfig, write_config
 from audiogpt2.data import split_clips
 from audiogpt2.device import select_device
@@ -43,6 +43,7 @@ from audiogpt2.io import (
     safe_torch_load,
 )
 from audiogpt2.model import AudioClassifier, backbone_blocks, build_model, load_weights
+from audiogpt2.precision import Precision, resolve_precision
 from audiogpt2.predict import predict_proba
 from audiogpt2.progress import Progress
 
@@ -232,6 +233,7 @@ class Run:
     arm: str
     val_rows: np.ndarray  # validation clips' feature rows (originals only)
     header: dict[str, Any]  # what every checkpoint of this arm carries besides its weights
+    precision: Precision = Precision("fp32", "default")
     compile: bool = False
     wrapped: tuple[bool, ...] | None = None  # trainable set the current DDP wrapper covers
     average: dict[str, torch.Tensor] | None = None  # running mean of the weights (average_epochs)
@@ -269,7 +271,6 @@ def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: b
     t = config.train
     model, optimizer, device = run.model, run.optimizer, run.device
     loss_fn = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
-    use_amp = t.amp and device.type == "cuda"
     per_step = t.schedule == "cosine"
     run.loader.sampler.set_epoch(epoch)
     run.loader.dataset.epoch = epoch
@@ -279,9 +280,10 @@ def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: b
     bar = Progress(len(run.loader), desc, unit="batch", enabled=progress and run.rank == 0, leave=False)
     for step, (x, y) in enumerate(run.loader):
         x, y = x.to(device), y.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with run.precision.autocast(device):  # the forward pass only
             logits = run.forward(x)
-            loss = loss_fn(logits.float(), y)
+        logits = logits.float()  # the loss (and its softmax) in fp32
+        loss = loss_fn(logits, y)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"the training loss became {loss.item()} at epoch {epoch}, batch {step + 1}; "
@@ -315,7 +317,9 @@ def validate(run: Run, config: Config, cache: FeatureCache) -> tuple[float | Non
         return None, None
 
     def proba(features: torch.Tensor) -> np.ndarray:
-        return predict_proba(run.model, features, config.augment, run.device, config.train.batch_size)
+        return predict_proba(
+            run.model, features, config.augment, run.device, config.train.batch_size, run.precision
+        )
 
     probs = distributed.sharded(proba, cache.features[run.val_rows])  # 1/N of the clips per rank
     labels = cache.labels_of(run.val_rows).numpy()
@@ -345,6 +349,18 @@ def save_checkpoints(run: Run, state: TrainState, improved: bool, best_path: Pat
     }
     atomic_torch_save(last, last_path, "checkpoint")
     atomic_write_json(history_path, state.history)
+
+
+def resumed_precision(last_path: Path, requested: str) -> str:
+    """A resumed run keeps the precision it started in unless one is asked for explicitly
+    (runs saved before precision was recorded ran fp32)."""
+    if requested != "auto":
+        return requested
+    try:
+        saved = read_checkpoint_config(last_path).get("train", {})
+    except (OSError, ValueError):
+        return requested  # resume_state reports the unreadable file
+    return "bf16" if saved.get("amp") else saved.get("precision", "fp32")
 
 
 def resume_state(run: Run, last_path: Path, log: Callable) -> TrainState:
@@ -413,6 +429,8 @@ def train_arm(
     best_path = Path(checkpoint)
     config = copy.deepcopy(config)
     config.model.num_classes = len(cache.classes)  # the resolved config shows what ran
+    if resume and checkpoint_paths(best_path)[0].is_file():
+        config.train.precision = resumed_precision(checkpoint_paths(best_path)[0], config.train.precision)
     run, split = _setup(config, cache, arm)
     log = _silent if run.rank else log  # one voice: rank 0 prints and writes
     schedule = config.train.unfreeze_schedule()
@@ -430,7 +448,8 @@ def train_arm(
         log(f"No {last_path} to resume from; starting {arm} from epoch 1")
     log(
         f"[{arm}] backbone {config.model.backbone}: {run.header['backbone_source']}; "
-        f"{sum(p.numel() for p in run.model.parameters()):,} parameters; device {run.device}; "
+        f"{sum(p.numel() for p in run.model.parameters()):,} parameters; device {run.device}, "
+        f"{run.precision.name} ({run.precision.reason}); "
         f"train {len(split.train)} clips ({len(run.loader.dataset)} rows with variants), "
         f"val {len(split.val)}, test fold {config.data.test_fold} ({len(split.test)} clips, unused here)"
     )
@@ -508,6 +527,8 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
     if t.threads:
         torch.set_num_threads(t.threads)
     rank, world, device = distributed.init(select_device(t.device))
+    precision = resolve_precision("bf16" if t.amp else t.precision, device)
+    t.precision, t.amp = precision.name, False  # the run's config stores what ran
     split = split_clips(
         cache.labels.numpy(), cache.folds.numpy(), cache.groups, config.data.test_fold,
         config.data.val_fraction, t.seed,
@@ -539,5 +560,5 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
         data_key=cache.key,
     ).header()
     run = Run(model, forward, optimizer, scheduler, loader, device, world, rank, arm, val_rows, header)
-    run.compile = t.compile
+    run.compile, run.precision = t.compile, precision
     return run, split
