@@ -10,11 +10,12 @@ traced back to the settings that produced it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import sys
 import typing
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,10 @@ def cli_flags() -> list[CliFlag]:
 class AudioConfig:
     sample_rate: int = 16000
     clip_seconds: float = 5.0
-    # "mfcc" (the seed README: n_mfcc coefficients of an n_mels-band log-mel spectrogram) or
-    # "logmel" (the n_mels log-mel bands themselves).
+    # "mfcc" (the seed README: n_mfcc coefficients of an n_mels-band log-mel spectrogram),
+    # "logmel" (the n_mels log-mel bands themselves), or "efficientat" (the preprocessing the
+    # AudioSet MobileNets were trained with: pre-emphasis, centred STFT, Kaldi mel bands,
+    # log(x + 1e-5), then (x + 4.5) / 5; `normalize` does not apply).
     features: str = "mfcc"
     n_mfcc: int = 40
     # Samples between frames: 800 = 50 ms at 16 kHz, so a 5 s clip has exactly 100 frames
@@ -76,6 +79,9 @@ class AudioConfig:
     # so the frames tile the whole clip: frame i is centred at (i + 0.5) * hop.
     hop_length: int = 800
     n_fft: int = 1600  # analysis window in samples
+    # "efficientat" only: the Hann window's length inside n_fft (0 = n_fft); EfficientAT's
+    # AudioSet networks were trained with 800 in 1024.
+    win_length: int = 0
     n_mels: int = 64
     fmin: float = 0.0
     fmax: float = 8000.0
@@ -96,12 +102,14 @@ class AudioConfig:
     @property
     def n_bins(self) -> int:
         """Feature values per frame: n_mfcc for MFCCs, n_mels for log-mel."""
-        return self.n_mels if self.features == "logmel" else self.n_mfcc
+        return self.n_mfcc if self.features == "mfcc" else self.n_mels
 
     def validate(self) -> None:
         _positive(self, "audio", "sample_rate", "clip_seconds", "n_mfcc", "hop_length", "n_mels", "n_fft")
-        if self.features not in ("mfcc", "logmel"):
-            raise ConfigError(f"audio.features={self.features!r}: use 'mfcc' or 'logmel'")
+        if self.features not in ("mfcc", "logmel", "efficientat"):
+            raise ConfigError(f"audio.features={self.features!r}: use 'mfcc', 'logmel' or 'efficientat'")
+        if not 0 <= self.win_length <= self.n_fft:
+            raise ConfigError(f"audio.win_length={self.win_length} must be in 0..n_fft ({self.n_fft})")
         if self.normalize not in ("clip", "band"):
             raise ConfigError(f"audio.normalize={self.normalize!r}: use 'clip' or 'band'")
         if self.clip_samples % self.hop_length:
@@ -217,8 +225,26 @@ class ModelConfig:
     # there are always n_frames / 4 tokens (25 for the seed README's [64, 128]).
     cnn_channels: list[int] = field(default_factory=lambda: [64, 128])
     dropout: float = 0.0  # before each layer of the head; 0 = none (the seed README)
+    # The network that turns features into tokens: "cnn" (the seed README's conv blocks,
+    # cnn_channels) or an AudioSet MobileNet of EfficientAT's architecture at width
+    # 0.1-3.0 ("mn01" ... "mn30"; needs audio.features = "efficientat"). See frontends/.
+    frontend: str = flag(
+        "cnn", "--frontend", "cnn | mn01 | mn02 | mn04 | mn05 | mn10 | mn20 | mn30", training=True
+    )
+    # Its starting weights: "" (random), a release name ("mn04_as": downloaded once, sha256
+    # checked) or a local .pt file.
+    frontend_weights: str = flag(
+        "", "--frontend-weights", "release name (mn04_as) or .pt path", training=True
+    )
+    frontend_trainable: bool = True  # false: the front end stays as loaded
 
     def validate(self) -> None:
+        from audiogpt2.frontends import FRONTENDS
+
+        if self.frontend not in FRONTENDS:
+            raise ConfigError(f"model.frontend={self.frontend!r}: use one of {', '.join(FRONTENDS)}")
+        if self.frontend == "cnn" and self.frontend_weights:
+            raise ConfigError("model.frontend_weights is for a pretrained front end (--frontend mn04, ...)")
         if self.pooling not in ("mean", "last"):
             raise ConfigError(f"model.pooling={self.pooling!r}: use 'mean' or 'last'")
         _positive(self, "model", "head_hidden", "num_classes", "cnn_only_hidden")
@@ -234,6 +260,8 @@ class TrainConfig:
     epochs: int = flag(20, "--epochs", "number of epochs", training=True)
     lr_backbone: float = flag(2e-5, "--lr-backbone", "backbone learning rate", training=True)
     lr_head: float = flag(1e-3, "--lr-head", "CNN/projection/head learning rate", training=True)
+    # A pretrained front end's own rate (0 = lr_head); it warms up with the others.
+    lr_frontend: float = flag(0.0, "--lr-frontend", "front-end learning rate (0 = --lr-head)", training=True)
     weight_decay: float = 1e-2
     plateau_patience: int = 5
     plateau_factor: float = 0.5
@@ -278,6 +306,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         _positive(self, "train", "batch_size", "epochs", "lr_backbone", "lr_head")
+        if self.lr_frontend < 0:
+            raise ConfigError(f"train.lr_frontend={self.lr_frontend} must be >= 0 (0 = lr_head)")
         if self.threads < 0:
             raise ConfigError(f"train.threads={self.threads} must be >= 0 (0 = torch's default)")
         if self.schedule not in ("plateau", "cosine"):
@@ -341,8 +371,14 @@ class Config:
             validate = getattr(getattr(self, section.name), "validate", None)
             if validate:
                 validate()
+        if (self.model.frontend != "cnn") != (self.audio.features == "efficientat"):
+            raise ConfigError(
+                f"model.frontend={self.model.frontend!r} with audio.features={self.audio.features!r}: "
+                "an AudioSet MobileNet front end takes the features it was trained on and only "
+                'those (audio.features = "efficientat"; configs/mn04.toml sets both)'
+            )
         blocks = len(self.model.cnn_channels)
-        if self.audio.n_bins >> blocks < 1:
+        if self.model.frontend == "cnn" and self.audio.n_bins >> blocks < 1:
             raise ConfigError(
                 f"model.cnn_channels has {blocks} blocks, each halving the {self.audio.n_bins} "
                 f"feature bins: use at most {self.audio.n_bins.bit_length() - 1} blocks or more bins"
@@ -505,6 +541,15 @@ def dataset_slug(data: DataConfig) -> str:
     return f"{name}-{data.subset}" if data.subset != "all" else name
 
 
+def feature_tag(config: Config) -> str:
+    """ "" for the default features, else "-" and a short hash of the feature settings, so
+    caches of one dataset with different features live side by side."""
+    settings = {"audio": asdict(config.audio), "variants": config.augment.variants}
+    if settings == {"audio": asdict(AudioConfig()), "variants": AugmentConfig().variants}:
+        return ""
+    return "-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def separate_outputs(config: Config, explicit: set[str]) -> Config:
     """Keep the seed README's paths for the seed README's own run (ESC-50 at its default root, all
     classes) and give every other dataset its own cache, model and notebook folders, so
@@ -516,7 +561,7 @@ def separate_outputs(config: Config, explicit: set[str]) -> Config:
     slug = dataset_slug(config.data)
     paths = PathsConfig()
     derived = {
-        "data.cache": f"{Path(default.cache).parent}/{slug}.pt",
+        "data.cache": f"{Path(default.cache).parent}/{slug}{feature_tag(config)}.pt",
         "paths.models": f"{paths.models}/{slug}",
         "paths.finetuned_checkpoint": f"{paths.models}/{slug}/{Path(paths.finetuned_checkpoint).name}",
         "paths.baseline_checkpoint": f"{paths.models}/{slug}/{Path(paths.baseline_checkpoint).name}",

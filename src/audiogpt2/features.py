@@ -11,6 +11,7 @@ import functools
 
 import librosa
 import numpy as np
+import scipy.signal
 
 from audiogpt2.audio import AudioError, fix_length
 from audiogpt2.augment import spec_augment
@@ -29,6 +30,8 @@ def compute_features(waveform: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     """
     hop = cfg.hop_length
     y = fix_length(np.asarray(waveform, dtype=np.float32), cfg.clip_samples)
+    if cfg.features == "efficientat":
+        return _checked(efficientat_logmel(y, cfg).T[: cfg.n_frames])
     side = (cfg.n_fft - hop) // 2
     y = np.pad(y, (side, cfg.n_fft - hop - side))
     with np.errstate(over="ignore", invalid="ignore"):  # checked below, as one clear error
@@ -36,13 +39,56 @@ def compute_features(waveform: np.ndarray, cfg: AudioConfig) -> np.ndarray:
         log_mel = librosa.power_to_db(_mel_basis(cfg) @ power)
     if cfg.features == "mfcc":
         log_mel = librosa.feature.mfcc(S=log_mel, n_mfcc=cfg.n_mfcc)
-    feats = log_mel.T[: cfg.n_frames].astype(np.float32)
+    feats = _checked(log_mel.T[: cfg.n_frames])
+    return normalize(feats) if cfg.normalize == "clip" else remove_level(feats)
+
+
+def _checked(feats: np.ndarray) -> np.ndarray:
     if not np.isfinite(feats).all():
         raise AudioError(
             "its features are not finite numbers (sample values far outside [-1, 1]?); "
             "rescale the audio to [-1, 1]"
         )
-    return normalize(feats) if cfg.normalize == "clip" else remove_level(feats)
+    return feats.astype(np.float32)
+
+
+def efficientat_logmel(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
+    """(n_mels, frames) features as EfficientAT's AudioSet MobileNets were trained on them:
+    pre-emphasis 0.97, centred STFT with a symmetric Hann window of ``win_length`` inside
+    ``n_fft`` (reflect padding), power, Kaldi-style mel bands, log(x + 1e-5), (x + 4.5) / 5."""
+    y = y[1:] - 0.97 * y[:-1]
+    window = _symmetric_hann(cfg.win_length or cfg.n_fft)
+    with np.errstate(over="ignore", invalid="ignore"):
+        spectrum = librosa.stft(
+            y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=len(window), window=window,
+            center=True, pad_mode="reflect",
+        )  # fmt: skip
+        mel = (
+            _kaldi_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax) @ np.abs(spectrum) ** 2
+        )
+        return (np.log(mel + 1e-5) + 4.5) / 5
+
+
+@functools.lru_cache(maxsize=4)
+def _symmetric_hann(length: int) -> np.ndarray:
+    return scipy.signal.get_window("hann", length, fftbins=False).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _kaldi_filters(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Kaldi's mel filterbank: triangles on the mel scale 1127 ln(1 + f / 700), unnormalised,
+    over the first n_fft / 2 bins (the Nyquist bin gets weight 0)."""
+
+    def mel(f: np.ndarray | float) -> np.ndarray:
+        return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)
+
+    low, high = mel(fmin), mel(fmax)
+    step = (high - low) / (n_mels + 1)
+    left = low + step * np.arange(n_mels)[:, None]
+    centre, right = left + step, left + 2 * step
+    bins = mel(sr / n_fft * np.arange(n_fft // 2))[None, :]
+    weights = np.maximum(0.0, np.minimum((bins - left) / (centre - left), (right - bins) / (right - centre)))
+    return np.pad(weights, ((0, 0), (0, 1))).astype(np.float32)
 
 
 def _mel_basis(cfg: AudioConfig) -> np.ndarray:

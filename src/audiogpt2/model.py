@@ -21,6 +21,7 @@ from torch import nn
 
 from audiogpt2.config import AudioConfig, ModelConfig
 from audiogpt2.errors import AudioGPT2Error
+from audiogpt2.frontends import MobileNetFrontend, output_size
 
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
@@ -209,6 +210,17 @@ def conv_block(c_in: int, c_out: int, pool: tuple[int, int]) -> nn.Sequential:
     )
 
 
+def seed_cnn(cnn_channels: list[int] | tuple[int, ...], audio: AudioConfig) -> tuple[nn.Sequential, int, int]:
+    """The seed README's conv blocks, their token count and token width. The first two
+    blocks pool time and frequency, later ones frequency only: always n_frames / 4 tokens,
+    so a deeper CNN does not shorten the sequence."""
+    widths = [2, *cnn_channels]
+    cnn = nn.Sequential(
+        *(conv_block(widths[i], widths[i + 1], (2, 2) if i < 2 else (1, 2)) for i in range(len(cnn_channels)))
+    )
+    return cnn, audio.n_frames // 4, cnn_channels[-1] * (audio.n_bins >> len(cnn_channels))
+
+
 class AudioClassifier(nn.Module):
     """(batch, 2, n_frames, n_bins) -> (batch, num_classes) logits."""
 
@@ -222,24 +234,21 @@ class AudioClassifier(nn.Module):
         head_hidden: int = 256,
         cnn_channels: list[int] | tuple[int, ...] = (64, 128),
         dropout: float = 0.0,
+        frontend: str = "cnn",
+        frontend_pretrained: bool = False,
     ) -> None:
         super().__init__()
         audio = audio or AudioConfig()
         # audio.normalize = "band": each feature bin scaled by the training data's running
         # mean and variance, shared by both channels (absent otherwise, so the seed README's
         # checkpoints keep their parameter names).
-        self.bands = nn.BatchNorm1d(audio.n_bins) if audio.normalize == "band" else None
-        widths = [2, *cnn_channels]
-        # The first two blocks pool time and frequency, later ones frequency only: always
-        # n_frames / 4 tokens, so a deeper front end does not shorten the sequence.
-        self.cnn = nn.Sequential(
-            *(
-                conv_block(widths[i], widths[i + 1], (2, 2) if i < 2 else (1, 2))
-                for i in range(len(cnn_channels))
-            )
-        )
-        self.n_tokens = audio.n_frames // 4
-        self.token_dim = cnn_channels[-1] * (audio.n_bins >> len(cnn_channels))
+        self.bands = nn.BatchNorm1d(audio.n_bins) if audio.normalize == "band" and frontend == "cnn" else None
+        if frontend == "cnn":
+            self.cnn, self.n_tokens, self.token_dim = seed_cnn(cnn_channels, audio)
+        else:
+            self.cnn = MobileNetFrontend(frontend, frontend_pretrained)
+            self.n_tokens = output_size(audio.n_frames)
+            self.token_dim = self.cnn.out_channels * output_size(audio.n_bins)
         # Each time step (last block's channels x remaining bins; 128 x 10 in the seed README)
         # becomes one token.
         self.proj = nn.Linear(self.token_dim, hidden_size)
@@ -274,6 +283,8 @@ class AudioClassifier(nn.Module):
             model_cfg.head_hidden,
             model_cfg.cnn_channels,
             model_cfg.dropout,
+            model_cfg.frontend,
+            bool(model_cfg.frontend_weights),
         )
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
@@ -299,8 +310,14 @@ class AudioClassifier(nn.Module):
         return self.head(pooled)
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """CNN, projection and head: everything that is not the backbone."""
-        return [p for n, p in self.named_parameters() if not n.startswith("backbone.")]
+        """CNN, projection and head: everything that is neither the backbone nor a
+        pretrained front end (those have their own learning rates)."""
+        own = ("backbone.",) if isinstance(self.cnn, nn.Sequential) else ("backbone.", "cnn.")
+        return [p for n, p in self.named_parameters() if not n.startswith(own)]
+
+    def frontend_parameters(self) -> list[nn.Parameter]:
+        """A MobileNet front end's parameters (none for the seed's CNN, which is in the head group)."""
+        return [] if isinstance(self.cnn, nn.Sequential) else list(self.cnn.parameters())
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         return [] if self.backbone is None else list(self.backbone.parameters())
@@ -331,4 +348,19 @@ def build_model(
 ) -> tuple[AudioClassifier, Backbone]:
     backbone = load_backbone(model_cfg.backbone, pretrained, model_cfg.cnn_only_hidden)
     model = AudioClassifier.from_config(backbone.module, backbone.hidden_size, num_classes, model_cfg, audio)
+    if model_cfg.frontend_weights:
+        load_frontend_weights(model, model_cfg)
+    for p in model.frontend_parameters():
+        p.requires_grad_(model_cfg.frontend_trainable)
     return model, backbone
+
+
+def load_frontend_weights(model: AudioClassifier, model_cfg: ModelConfig) -> None:
+    """Put the released AudioSet weights into the MobileNet front end (its AudioSet head is
+    checked, then left out)."""
+    from audiogpt2.frontends import MOBILENET_WIDTHS
+    from audiogpt2.frontends.weights import load_released
+
+    state = load_released(model_cfg.frontend_weights, MOBILENET_WIDTHS[model_cfg.frontend])
+    features = {k: v for k, v in state.items() if k.startswith("features.")}
+    model.cnn.net.load_state_dict(features, strict=True)

@@ -61,8 +61,9 @@ def cache_key(index: DatasetIndex, audio: AudioConfig, aug: AugmentConfig, seed:
     for clip in index.clips:
         files.append([clip.name, clip.label, clip.fold, clip.group, file_digest(clip.path)])
     audio_key = asdict(audio)
-    if audio_key["normalize"] == "clip":
-        del audio_key["normalize"]  # caches written before the key existed stay valid
+    for key, default in (("normalize", "clip"), ("win_length", 0)):
+        if audio_key[key] == default:
+            del audio_key[key]  # caches written before the key existed stay valid
     payload = {
         "format": CACHE_FORMAT,
         "audio": audio_key,
@@ -174,6 +175,39 @@ def build_cache(
     )
 
 
+def source_rate(index: DatasetIndex, sample: int = 20) -> int | None:
+    """The highest sample rate among a spread of the dataset's files (headers only)."""
+    import soundfile as sf
+
+    step = max(1, len(index.clips) // sample)
+    rates = []
+    for clip in index.clips[::step]:
+        try:
+            rates.append(sf.info(str(clip.path)).samplerate)
+        except (OSError, RuntimeError, sf.LibsndfileError):
+            continue  # unreadable files are reported (and skipped) by the build itself
+    return max(rates, default=None)
+
+
+def warn_if_upsampled(index: DatasetIndex, audio: AudioConfig, root: str) -> None:
+    """Say so when the features ask for a higher rate than the audio has: upsampling adds no
+    content, and bands above the source's Nyquist frequency stay empty."""
+    rate = source_rate(index)
+    if rate is None or rate >= audio.sample_rate:
+        return
+    nyquist = rate / 2
+    empty = (
+        f"; mel bands from {nyquist:g} to {audio.fmax:g} Hz (audio.fmax) will be empty"
+        if audio.fmax > nyquist
+        else ""
+    )
+    log.warning(
+        f"Warning: {root} holds {rate} Hz audio and the config asks for {audio.sample_rate} Hz: the clips "
+        f"are upsampled and hold nothing above {nyquist:g} Hz{empty}. Label results with the source rate "
+        f"(e.g. 'ESC-50 at {rate // 1000} kHz'); --set audio.fmax={nyquist:g} keeps only bands that exist."
+    )
+
+
 def preprocess(config: Config, force: bool = False, progress: bool = True) -> FeatureCache:
     """Load the cache if it matches the dataset and settings, else rebuild and save it
     (one process at a time: the others wait, then load what it built)."""
@@ -199,6 +233,7 @@ def _load_or_build(config: Config, force: bool, progress: bool) -> FeatureCache:
             log.info(f"Ignoring unusable cache: {exc}")
     # Before hours of work, not after: never replace a file that is not a cache of ours.
     ensure_replaceable(path, CACHE_FORMAT, "feature cache")
+    warn_if_upsampled(index, config.audio, config.data.root)
     if progress:
         log.info(
             f"Preprocessing {len(index.clips)} clips ({config.audio.features}, "

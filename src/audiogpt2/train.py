@@ -95,6 +95,10 @@ def configure_optimizer(model: AudioClassifier, config: Config) -> torch.optim.A
 def param_groups(model: AudioClassifier, t: TrainConfig) -> list[dict[str, Any]]:
     """The head group (CNN, projection, head) and, with a transformer, the backbone group."""
     groups = [{"params": model.head_parameters(), "lr": t.lr_head, "name": "head"}]
+    if model.frontend_parameters():
+        groups.append(
+            {"params": model.frontend_parameters(), "lr": t.lr_frontend or t.lr_head, "name": "frontend"}
+        )
     if model.backbone is not None:
         groups.append({"params": model.backbone_parameters(), "lr": t.lr_backbone, "name": "backbone"})
     return groups
