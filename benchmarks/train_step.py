@@ -21,6 +21,13 @@ compiled optimizer step and a compiled forward/backward.
 --compile times the step under torch.compile (as `train --compile` runs it); FLOPs are
 counted on the eager model, which does the same arithmetic.
 
+--precision times one training step (AdamW fused, every parameter trainable) in fp32 and
+under bf16 autocast, side by side in one run, for three models: CNN only, MiniLM-sized
+(6 x 384) and GPT-2-small-sized (12 x 768). Each is set against its own matrix-multiply
+peak, measured in the same run: fp32 against the fp32 GEMM peak, bf16 against the bf16 one.
+It also gives seconds per ESC-50 epoch (1600 training clips x versions) in both.
+    python benchmarks/train_step.py --precision [--steps 8] [--threads N]
+
 --nproc N starts N gloo processes on this machine (1 thread each) and times, side by side
 in one run, the same step with no gradient exchange (the compute alone), under
 DistributedDataParallel as `train` runs it (bucketed all-reduce overlapped with the
@@ -155,7 +162,13 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="time the torch.compile'd step")
     parser.add_argument("--device", default="cpu", help="cpu | cuda[:N]")
     parser.add_argument("--batch", type=int, default=0, help="batch size (default: the config's, 16)")
+    parser.add_argument("--precision", action="store_true", help="fp32 against bf16 autocast, three models")
     args = parser.parse_args()
+    if args.precision:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        precision_table(args.steps, args.batch)
+        return
     if args.nproc > 1:
         import socket
 
@@ -210,6 +223,44 @@ def main() -> None:
                   f"= {flops / sec / peak:.2f} of peak{note}")  # fmt: skip
         steps = int(np.ceil(1600 * (1 + config.augment.variants) / bs))
         print(f"  ESC-50 epoch (1600 clips x {1 + config.augment.variants} versions): {steps} steps")
+
+
+PRECISION_MODELS = {"CNN only": "none", "MiniLM (6 x 384)": "minilm", "GPT-2 small (12 x 768)": "gpt2"}
+
+
+def precision_table(steps: int, batch: int) -> None:
+    """fp32 and bf16-autocast training steps of three models, each against its own peak."""
+    from audiogpt2.precision import cpu_flags
+
+    peaks = {"fp32": matmul_peak(), "bf16": matmul_peak(dtype=torch.bfloat16)}
+    flags = sorted(cpu_flags() & {"avx512_bf16", "amx_bf16", "amx_tile", "avx512f"})
+    threads = torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} threads, CPU flags {', '.join(flags) or 'none'}")
+    print(f"GEMM peak (2048^3, best of 10): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")  # fmt: skip
+    print("model | precision | ms/step | GFLOP/s | of own peak | speed-up | s per ESC-50 epoch")
+    for title, backbone in PRECISION_MODELS.items():
+        config = Config()
+        config.model.backbone = backbone
+        bs = batch or config.train.batch_size
+        torch.manual_seed(0)
+        model, _ = build_model(config.model, config.audio, False, config.model.num_classes)
+        model.train()
+        model.unfreeze_all()
+        cache = fake_cache(bs * (steps + 2), config)
+        rows = np.arange(len(cache.labels))
+        batches = list(DataLoader(TrainingSet(cache, rows, config.augment, 0), batch_size=bs))
+        loss_fn = torch.nn.CrossEntropyLoss()
+        flops = step_flops(model, loss_fn, batches[0])
+        epoch_steps = int(np.ceil(1600 * (1 + config.augment.variants) / bs))
+        fp32_sec = None
+        for name in ("fp32", "bf16"):
+            optimizer = make_adamw(param_groups(model, config.train), config.train.weight_decay, "fused")
+            sec = timed_steps(model, optimizer, optimizer.step, loss_fn, batches[1:], amp=name == "bf16")
+            fp32_sec = fp32_sec or sec
+            share = flops / sec / peaks[name]
+            print(f"{title} | {name} | {sec * 1000:.0f} | {flops / sec / 1e9:.0f} | {share:.2f} | "
+                  f"{fp32_sec / sec:.2f}x | {sec * epoch_steps:.0f}")  # fmt: skip
 
 
 def cpu_bf16() -> str:

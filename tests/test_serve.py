@@ -285,3 +285,57 @@ def test_a_non_loopback_host_is_named_in_a_warning(caplog):
         assert not caplog.records
         check_host("0.0.0.0")
     assert "0.0.0.0" in caplog.text and "reverse proxy" in caplog.text
+
+
+def test_one_body_limit_for_every_way_a_body_arrives(checkpoint):
+    """Chunked transfer, multipart and the page's upload endpoint are all cut off at the
+    limit while they stream (413 JSON), not buffered whole first."""
+    from fastapi.testclient import TestClient
+
+    from audiogpt2.serve import create_app
+
+    big = b"\0" * 3_000_000  # over the 1.4 MB limit of max_seconds=1
+    sent = []
+
+    def chunks():
+        for i in range(0, len(big), 100_000):
+            sent.append(i)
+            yield big[i : i + 100_000]
+
+    with TestClient(create_app(checkpoint, max_seconds=1)) as c:
+        r = c.post("/v1/predict", content=chunks(), headers={"content-type": "audio/wav"})
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+        r = c.post("/v1/predict", files={"file": ("x.wav", big, "audio/wav")})
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+        r = c.post("/gradio_api/upload", files={"files": ("x.wav", big, "audio/wav")})
+        assert r.status_code == 413, r.text
+        ok = c.post("/v1/predict", content=_wav(0.5), headers={"content-type": "audio/wav"})
+        assert ok.status_code == 200  # under the limit: answered as before
+
+
+def test_the_body_limit_stops_reading_at_the_limit_and_times_out_stalls():
+    from audiogpt2.http_limits import BodyLimit
+
+    pulled, sent = [], []
+
+    async def endless_receive():
+        pulled.append(1)
+        return {"type": "http.request", "body": b"\0" * 1000, "more_body": True}
+
+    async def read_all(scope, receive, send):  # what a framework's body() does
+        while (await receive()).get("more_body"):
+            pass
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "headers": [(b"transfer-encoding", b"chunked")]}
+    asyncio.run(BodyLimit(read_all, max_bytes=10_000)(scope, endless_receive, send))
+    assert len(pulled) == 11 and sent[0]["status"] == 413
+
+    async def stalled_receive():
+        await asyncio.sleep(10)
+
+    sent.clear()
+    asyncio.run(BodyLimit(read_all, max_bytes=10_000, read_timeout=0.2)(scope, stalled_receive, send))
+    assert sent[0]["status"] == 408

@@ -237,12 +237,21 @@ class ModelConfig:
         "", "--frontend-weights", "release name (mn04_as) or .pt path", training=True
     )
     frontend_trainable: bool = True  # false: the front end stays as loaded
+    # A MobileNet's last map (channels x rows x steps) as tokens: one per time step
+    # ("time": channels x rows, projected) or one per time-frequency cell ("cell": channels).
+    frontend_tokens: str = "time"
 
     def validate(self) -> None:
         from audiogpt2.frontends import FRONTENDS
 
         if self.frontend not in FRONTENDS:
             raise ConfigError(f"model.frontend={self.frontend!r}: use one of {', '.join(FRONTENDS)}")
+        if self.frontend_tokens not in ("time", "cell") or (
+            self.frontend == "cnn" and self.frontend_tokens != "time"
+        ):
+            raise ConfigError(
+                f"model.frontend_tokens={self.frontend_tokens!r}: 'time', or 'cell' with a MobileNet"
+            )
         if self.frontend == "cnn" and self.frontend_weights:
             raise ConfigError("model.frontend_weights is for a pretrained front end (--frontend mn04, ...)")
         if self.pooling not in ("mean", "last"):

@@ -236,6 +236,7 @@ class AudioClassifier(nn.Module):
         dropout: float = 0.0,
         frontend: str = "cnn",
         frontend_pretrained: bool = False,
+        frontend_tokens: str = "time",
     ) -> None:
         super().__init__()
         audio = audio or AudioConfig()
@@ -249,6 +250,10 @@ class AudioClassifier(nn.Module):
             self.cnn = MobileNetFrontend(frontend, frontend_pretrained)
             self.n_tokens = output_size(audio.n_frames)
             self.token_dim = self.cnn.out_channels * output_size(audio.n_bins)
+        self.cell_tokens = frontend_tokens == "cell"
+        if self.cell_tokens:  # (channels) per cell instead of (channels x rows) per time step
+            self.n_tokens *= self.token_dim // self.cnn.out_channels
+            self.token_dim = self.cnn.out_channels
         # Each time step (last block's channels x remaining bins; 128 x 10 in the seed README)
         # becomes one token.
         self.proj = nn.Linear(self.token_dim, hidden_size)
@@ -285,6 +290,7 @@ class AudioClassifier(nn.Module):
             model_cfg.dropout,
             model_cfg.frontend,
             bool(model_cfg.frontend_weights),
+            model_cfg.frontend_tokens,
         )
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
@@ -297,6 +303,8 @@ class AudioClassifier(nn.Module):
             # "Speed"); the values are the same up to float rounding.
             x = x.contiguous(memory_format=torch.channels_last)
         f = self.cnn(x)  # (batch, channels, tokens, bins left); (batch, 128, 25, 10) in the seed README
+        if self.cell_tokens:  # one token per time-frequency cell, time-major
+            return self.proj(f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1]))
         f = f.permute(0, 2, 1, 3).reshape(f.shape[0], f.shape[2], -1)
         return self.proj(f)
 

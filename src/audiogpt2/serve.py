@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 
 from audiogpt2 import __version__
 from audiogpt2.audio import AudioError, AudioTooLongError, decode_audio
+from audiogpt2.http_limits import BodyLimit
 from audiogpt2.predict import Classifier, Prediction
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,8 @@ def create_app(
         # once `launch()` has run; a mounted page is never launched, so without this flag a
         # request naming any server path (/etc/shadow, /dev/zero, a FIFO) made it open that.
         page_app.has_launched = True
+    # Outermost: bounds the API's bodies and the page's uploads alike, while they stream.
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
     return app
 
 
@@ -376,4 +379,7 @@ def serve(model_path: str | list[str], host: str = "127.0.0.1", port: int = 8000
     app = create_app(model_path, **options)
     shown = " + ".join(map(str, model_path)) if isinstance(model_path, list) else model_path
     log.info(f"Serving {shown} on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # Idle keep-alive connections close after 5 s, and past 256 open connections new ones get
+    # 503 instead of exhausting file descriptors (slow clients); a reverse proxy in front
+    # adds header timeouts and rate limits (README, "Security").
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5, limit_concurrency=256)
