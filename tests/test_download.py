@@ -133,3 +133,31 @@ def test_dropped_connection_keeps_the_part_and_the_next_run_resumes(esc_root, tm
         httpd.shutdown()
     assert handler.calls == [None, f"bytes={int(len(data) * 0.4)}-"]
     assert (root / "meta" / "esc50.csv").is_file()
+
+
+def test_an_existing_incomplete_folder_is_never_deleted(server, esc_root, tmp_path):
+    serve, url = server
+    _archive(serve / "master.zip", esc_root)
+    mine = tmp_path / "data" / "ESC-50"
+    mine.mkdir(parents=True)
+    (mine / "my_notes.txt").write_text("a user's file")
+    with pytest.raises(DownloadError, match="holds no meta/esc50.csv; nothing was changed"):
+        download_esc50(tmp_path / "data", f"{url}/master.zip", progress=False)
+    assert (mine / "my_notes.txt").read_text() == "a user's file"
+
+
+@pytest.mark.parametrize("members, size", [(20_000, 0), (2, 3_000_000)])
+def test_zip_bombs_are_refused_before_extraction(tmp_path, monkeypatch, members, size):
+    """Entry counts and declared sizes beyond the bounds are refused before anything is
+    written (the size bound is lowered here: a real 4 GB bomb takes long to build)."""
+    import audiogpt2.download as download
+
+    monkeypatch.setattr(download, "MAX_UNPACKED", 5_000_000)
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(members):
+            zf.writestr(f"x/{i}", b"\0" * size)
+    assert archive.stat().st_size < 3_000_000
+    with pytest.raises(DownloadError, match="not the ESC-50 archive"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -86,3 +86,37 @@ def test_export_replaces_a_previous_export_and_refuses_a_foreign_config(checkpoi
     with pytest.raises(ExportError, match="unknown export format"):
         export(checkpoint, tmp_path / "other", "tflite")
     assert not (tmp_path / "other").exists()
+
+
+def test_export_never_touches_a_folder_of_other_files(checkpoint, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"a user's own file")
+    with pytest.raises(ExportError, match="not an audiogpt2 export"):
+        export(checkpoint, folder)
+    assert (folder / "model.safetensors").read_bytes() == b"a user's own file"
+
+
+def test_concurrent_exports_to_one_folder_are_locked_out(checkpoint, tmp_path):
+    from audiogpt2.io import LockedError, exclusive_lock
+
+    with exclusive_lock(tmp_path / "out"), pytest.raises(LockedError, match="in use"):
+        export(checkpoint, tmp_path / "out")
+
+
+def test_lock_files_and_torn_write_cleanup_touch_nothing_of_the_users(tmp_path):
+    from audiogpt2.io import OutputError, exclusive_lock, remove_torn_writes
+
+    target = tmp_path / "victim.txt"
+    target.write_text("keep")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".audiogpt2.lock").symlink_to(target)
+    with pytest.raises(OutputError, match="symbolic"), exclusive_lock(tmp_path / "run"):
+        pass
+    assert target.read_text() == "keep"
+    users = tmp_path / "run" / ".best.notes.tmp"
+    users.write_text("a user's file")
+    ours = tmp_path / "run" / ".best.pt.ab12cd34.audiogpt2-tmp"
+    ours.write_text("torn")
+    assert remove_torn_writes(tmp_path / "run" / "best.pt") == [ours]
+    assert users.exists() and not ours.exists()

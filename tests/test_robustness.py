@@ -94,7 +94,7 @@ def test_sigkill_mid_training_then_resume_loses_no_epoch(esc_root, tiny_gpt2_dir
     assert 1 <= done_epochs < 60
     assert safe_torch_load(tmp_path / "m" / "best.pt")["epoch"] <= done_epochs  # complete file
     # A kill during a checkpoint write leaves a temp file; make sure that case is always exercised.
-    (tmp_path / "m" / ".best.last.pt.killed.tmp").write_bytes(b"torn write")
+    (tmp_path / "m" / ".best.last.pt.k1lled_1.audiogpt2-tmp").write_bytes(b"torn write")
     resumed = subprocess.run(
         _train_cmd(esc_root, tiny_gpt2_dir, tmp_path, done_epochs + 1, True),
         env=env,
@@ -107,7 +107,7 @@ def test_sigkill_mid_training_then_resume_loses_no_epoch(esc_root, tiny_gpt2_dir
     assert f"Epoch {done_epochs + 1}/{done_epochs + 1}" in resumed.stdout
     assert "Epoch 1/" not in resumed.stdout
     assert safe_torch_load(last)["epoch"] == done_epochs + 1
-    assert not list((tmp_path / "m").glob("*.tmp"))
+    assert not list((tmp_path / "m").glob("*.audiogpt2-tmp"))
 
 
 def test_killed_preprocessing_leaves_no_cache_that_is_trusted(esc_root, tiny_gpt2_dir, tmp_path):
@@ -350,7 +350,7 @@ def test_ctrl_c_during_parallel_preprocessing_is_one_line(tmp_path):
     # seconds of work, so that it is still running when the signal comes
     root = make_dataset(tmp_path / "ESC-50", n_classes=4, clips_per_class=10, seconds=5.0, seed=2)
     cache = tmp_path / "c.pt"
-    (tmp_path / ".c.pt.torn.tmp").write_bytes(b"left by a kill during an earlier cache write")
+    (tmp_path / ".c.pt.torn_123.audiogpt2-tmp").write_bytes(b"left by a kill during an earlier cache write")
     cmd = [sys.executable, "-m", "audiogpt2", "preprocess", "--data", str(root), "--cache", str(cache),
            "--workers", "2", "--variants", "24"]  # fmt: skip
     pipe = subprocess.PIPE
@@ -366,7 +366,7 @@ def test_ctrl_c_during_parallel_preprocessing_is_one_line(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "interrupted" in err
-    assert not (tmp_path / ".c.pt.torn.tmp").exists()
+    assert not (tmp_path / ".c.pt.torn_123.audiogpt2-tmp").exists()
 
     # A kill of the parent alone: its workers end with it, silently.
     proc = start()

@@ -95,7 +95,7 @@ def _full_and_interrupted(config, cache, tmp_path, at_epoch):
 def test_resume_after_interruption_matches_uninterrupted(small_config, small_cache, tmp_path):
     full, path = _full_and_interrupted(small_config, small_cache, tmp_path, 2)
     assert safe_torch_load(checkpoint_paths(path)[0])["epoch"] == 2
-    torn = path.parent / ".best.last.pt.abc123.tmp"  # as a kill during a checkpoint write leaves
+    torn = path.parent / ".best.last.pt.abc123de.audiogpt2-tmp"  # what a kill mid-write leaves
     torn.write_bytes(b"half a checkpoint")
     resumed = train_arm(small_config, small_cache, "finetuned", path, resume=True, progress=False)
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731

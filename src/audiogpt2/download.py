@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
-import shutil
 import stat
 import tempfile
 import urllib.error
@@ -101,6 +100,10 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Bounds on what an archive may unpack to (zipfile stops each entry at its declared size).
+MAX_MEMBERS, MAX_UNPACKED = 10_000, 4_000_000_000
+
+
 def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
@@ -108,7 +111,15 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
 def safe_extract(archive: Path, dest: Path) -> None:
     """Extract ``archive`` into ``dest``, refusing any entry that could escape it."""
     with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
+        infos = zf.infolist()
+        total = sum(info.file_size for info in infos)
+        if len(infos) > MAX_MEMBERS or total > MAX_UNPACKED:
+            raise DownloadError(
+                f"refusing {archive}: it unpacks to {len(infos)} entries and {total / 1e9:.1f} GB "
+                f"(ESC-50 is about 2,000 files and 0.9 GB; limits {MAX_MEMBERS} and "
+                f"{MAX_UNPACKED / 1e9:.0f} GB): not the ESC-50 archive"
+            )
+        for info in infos:
             name = info.filename
             parts = PurePosixPath(name.replace("\\", "/")).parts
             if name.startswith(("/", "\\")) or (parts and ":" in parts[0]) or ".." in parts:
@@ -148,6 +159,11 @@ def download_esc50(
     if (final / "meta" / "esc50.csv").is_file():
         log.info(f"ESC-50 is already at {final}; nothing to do")
         return final
+    if final.exists():  # not a complete ESC-50 (no meta/esc50.csv), and not ours to delete
+        raise DownloadError(
+            f"{final} exists but holds no meta/esc50.csv; nothing was changed. Move it away (or "
+            "delete it if it is a broken download), or pass another --dest"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / "ESC-50-master.zip"
     try:
@@ -159,8 +175,6 @@ def download_esc50(
     with tempfile.TemporaryDirectory(dir=dest, prefix=".extract-") as tmp:
         safe_extract(archive, Path(tmp))
         source = Path(tmp) / prefix if prefix else Path(tmp)
-        if final.exists():
-            shutil.rmtree(final)
         source.rename(final)
     archive.unlink()
     log.info(f"ESC-50 extracted to {final}")

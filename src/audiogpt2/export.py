@@ -25,7 +25,7 @@ import torch
 
 from audiogpt2.checkpoint import CHECKPOINT_FORMAT, Checkpoint, load_checkpoint, model_for
 from audiogpt2.errors import AudioGPT2Error
-from audiogpt2.io import atomic_write_bytes, atomic_write_json, display
+from audiogpt2.io import atomic_write_bytes, atomic_write_json, display, exclusive_lock
 from audiogpt2.model import AudioClassifier
 
 EXPORT_FORMAT = "audiogpt2-export-v1"
@@ -44,8 +44,13 @@ def export(checkpoint: str | Path, out_dir: str | Path, fmt: str = "safetensors"
         raise ExportError(f"unknown export format {fmt!r}: use safetensors or onnx")
     model, info = load_checkpoint(checkpoint)
     out_dir = Path(out_dir)
-    _clear_previous_export(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out_dir):  # two exports into one folder would mix their files
+        _clear_previous_export(out_dir)
+        return _write_export(model, info, out_dir, fmt, int8)
+
+
+def _write_export(model: AudioClassifier, info: Checkpoint, out_dir: Path, fmt: str, int8: bool) -> Path:
     atomic_write_json(out_dir / "config.json", {**info.header(), "format": EXPORT_FORMAT})
     if fmt == "safetensors":
         from safetensors.torch import save
@@ -61,8 +66,17 @@ WEIGHT_FILES = ("model.safetensors", "model.onnx", "model.onnx.data", "model.int
 
 
 def _clear_previous_export(out_dir: Path) -> None:
+    """Only a previous export of this package is replaced; a folder holding anything else
+    is refused before a byte is written."""
     config = out_dir / "config.json"
     if not config.exists():
+        others = sorted(p.name for p in out_dir.iterdir() if p.name != ".audiogpt2.lock")
+        if others:
+            raise ExportError(
+                f"{display(out_dir)} already holds files that are not an audiogpt2 export "
+                f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); nothing was written. "
+                "Export into a new or empty folder."
+            )
         return
     try:
         previous = json.loads(config.read_text(encoding="utf-8"))

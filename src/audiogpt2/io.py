@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import pickle
+import re
 import shutil
 import sys
 import tempfile
@@ -33,12 +34,29 @@ class UnsafeFileError(AudioGPT2Error, ValueError):
     """A .pt file that is corrupt or would execute code when loaded."""
 
 
+# Temp files carry this package's own suffix, so cleaning up after a killed run can never
+# touch a user's file that merely looks similar.
+TMP_SUFFIX = ".audiogpt2-tmp"
+
+
+def _open_no_follow(path: Path) -> Any:
+    """Open (creating) a lock file, refusing a symbolic link planted in its place."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot use the lock file {display(path)} ({exc.strerror or exc}); if it is a symbolic "
+            "link, remove it: lock files are never links"
+        ) from None
+    return os.fdopen(fd, "a+", encoding="utf-8")
+
+
 @contextlib.contextmanager
 def _atomic_target(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         os.close(fd)
     except OSError as exc:
         raise OutputError(
@@ -87,7 +105,7 @@ def exclusive_lock(directory: str | Path) -> Iterator[None]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / ".audiogpt2.lock"
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until the block ends
+    handle = _open_no_follow(path)  # held until the block ends
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -119,7 +137,7 @@ def waiting_lock(path: str | Path) -> Iterator[None]:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "a+", encoding="utf-8") as handle:
+    with _open_no_follow(path.with_name(f".{path.name}.lock")) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -127,7 +145,10 @@ def waiting_lock(path: str | Path) -> Iterator[None]:
 def remove_torn_writes(path: str | Path) -> list[Path]:
     """Delete temp files that a run killed mid-write left beside `path`; they are never trusted."""
     path = Path(path)
-    torn = sorted(path.parent.glob(f".{path.stem}.*.tmp"))
+    # exactly the temp names this package gives the files of this run ("best.pt",
+    # "best.last.pt", ...): ".<name>.<8 random characters><TMP_SUFFIX>"
+    own = re.compile(rf"\.{re.escape(path.stem)}(\.[^/]*)?\.[A-Za-z0-9_]{{8}}{re.escape(TMP_SUFFIX)}")
+    torn = sorted(p for p in path.parent.glob(f".{path.stem}*{TMP_SUFFIX}") if own.fullmatch(p.name))
     for leftover in torn:
         leftover.unlink(missing_ok=True)
     return torn
