@@ -52,7 +52,9 @@ def test_esc10_subset_and_missing_audio_message(esc_copy):
     [
         (lambda rows: [rows[0][:3]] + [r[:3] for r in rows[1:]], "lacks column"),
         (lambda rows: rows[:1], "no rows"),
-        (lambda rows: rows + [rows[1]], "duplicate"),
+        (lambda rows: rows + [rows[1]], "names a clip that an earlier row names"),
+        # the same file by another spelling, in another fold: test audio would reach training
+        (lambda rows: rows + [["./" + rows[1][0], "3", *rows[1][2:]]], "one row per clip"),
         (lambda rows: [rows[0], rows[1][:1] + ["7"] + rows[1][2:]] + rows[2:], "outside 1-5"),
         (lambda rows: [rows[0], rows[1][:2] + ["77"] + rows[1][3:]] + rows[2:], "unknown label"),
     ],

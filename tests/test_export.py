@@ -100,7 +100,7 @@ def test_export_never_touches_a_folder_of_other_files(checkpoint, tmp_path):
 def test_concurrent_exports_to_one_folder_are_locked_out(checkpoint, tmp_path):
     from audiogpt2.io import LockedError, exclusive_lock
 
-    with exclusive_lock(tmp_path / "out"), pytest.raises(LockedError, match="in use"):
+    with exclusive_lock(tmp_path / "out", beside=True), pytest.raises(LockedError, match="in use"):
         export(checkpoint, tmp_path / "out")
 
 

@@ -50,8 +50,9 @@ def test_crafted_checkpoint_is_refused_by_predict(tmp_path, capsys):
 
 
 def test_remove_torn_writes_deletes_only_this_checkpoints_temp_files(tmp_path):
-    torn = [tmp_path / f".best.{name}.k.tmp" for name in ("pt", "last.pt", "history.json")]
-    kept = [tmp_path / name for name in ("best.pt", ".other.pt.k.tmp", "best.tmp", ".bestx.k.tmp")]
+    torn = [tmp_path / f".best.{name}.k1b2c3d4.audiogpt2-tmp" for name in ("pt", "last.pt", "history.json")]
+    kept = [tmp_path / name for name in ("best.pt", ".other.pt.k1b2c3d4.audiogpt2-tmp", "best.tmp",
+                                         ".bestx.k1b2c3d4.audiogpt2-tmp", ".best.pt.k.tmp")]  # fmt: skip
     for path in torn + kept:
         path.write_bytes(b"x")
     assert remove_torn_writes(tmp_path / "best.pt") == sorted(torn)

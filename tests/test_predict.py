@@ -160,3 +160,47 @@ def test_timelines_stay_in_their_folder_never_collide_and_escape_formulas(checkp
     for table in out.glob("*.csv"):
         for row in csv.DictReader(table.open()):
             assert row["label"][0] not in "=+-@" and row["label"].lstrip("'") in hostile["classes"]
+
+
+def test_non_finite_weights_are_refused_never_a_nan_in_a_result(checkpoint, tmp_path, capsys):
+    from audiogpt2.export import export
+    from audiogpt2.io import UnsafeFileError, atomic_torch_save, safe_torch_load
+
+    state = safe_torch_load(checkpoint, "checkpoint")
+    name = next(k for k, v in state["model"].items() if v.is_floating_point() and v.numel())
+    state["model"][name] = torch.full_like(state["model"][name], float("nan"))
+    atomic_torch_save(state, tmp_path / "nan.pt", "checkpoint")
+    with pytest.raises(UnsafeFileError, match="NaN or infinite"):
+        Classifier.from_checkpoint(tmp_path / "nan.pt")
+    export(checkpoint, tmp_path / "st")
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(tmp_path / "st" / "model.safetensors")
+    weights[name] = torch.full_like(weights[name], float("inf"))
+    save_file(weights, tmp_path / "st" / "model.safetensors")
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(16000, np.float32), 16000)
+    assert main(["predict", str(tmp_path / "st"), str(wav), "--json"]) != 0
+    captured = capsys.readouterr()
+    assert "NaN or infinite" in captured.err and "NaN" not in captured.out
+
+
+def test_a_channels_first_array_is_refused_not_misread(checkpoint):
+    from audiogpt2.audio import AudioError
+
+    clf = Classifier.from_checkpoint(checkpoint)
+    stereo = np.random.default_rng(0).normal(0, 0.1, (16000, 2)).astype(np.float32)
+    assert clf.predict(stereo, 16000).labels  # (frames, channels): fine
+    with pytest.raises(AudioError, match=r"pass \(frames, channels\), e.g. waveform.T"):
+        clf.predict(stereo.T, 16000)
+
+
+def test_unfreeze_tables_that_make_no_sense_are_refused(small_config, small_cache, tmp_path):
+    from audiogpt2.config import ConfigError, load_config
+    from audiogpt2.train import TrainingError
+
+    with pytest.raises(ConfigError, match="unfreeze"):
+        load_config(overrides={"train.unfreeze": {"5": -1}})
+    small_config.train.unfreeze = {"1": 99}
+    with pytest.raises(TrainingError, match="names block 99"):
+        train_arm(small_config, small_cache, "finetuned", tmp_path / "b.pt", progress=False)

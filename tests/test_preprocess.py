@@ -103,3 +103,13 @@ def test_parallel_matches_sequential(esc_root, tiny_gpt2_dir, tmp_path):
     )
     assert seq.names == par.names
     torch.testing.assert_close(seq.features, par.features)
+
+
+def test_an_unreadable_clip_does_not_break_the_cache_key(tmp_path):
+    from audiogpt2.preprocess import file_digest
+
+    folder_named_like_audio = tmp_path / "broken.wav"
+    folder_named_like_audio.mkdir()  # open() fails, as it does for a file root could not read
+    assert file_digest(folder_named_like_audio).startswith("unreadable: ")
+    (tmp_path / "ok.wav").write_bytes(b"abc")
+    assert len(file_digest(tmp_path / "ok.wav")) == 40

@@ -21,9 +21,21 @@ class AudioTooLongError(AudioError):
     """Audio longer than the caller accepts."""
 
 
+# Sample rates a real recording has. Outside them, resampling costs far more than the
+# file does (a 1 Hz WAV took 1.4 s of CPU per second of output) and means nothing.
+MIN_RATE, MAX_RATE = 1000, 768_000
+MAX_CHANNELS = 64
+BLOCK = 1 << 16  # frames decoded at a time: memory stays one block of every channel
+
+
 def to_mono(samples: np.ndarray) -> np.ndarray:
     """(frames,) or (frames, channels) -> (frames,), averaging channels."""
     samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 2 and samples.shape[1] > min(samples.shape[0], MAX_CHANNELS):
+        raise AudioError(
+            f"got an array of shape {samples.shape}, read as {samples.shape[0]} frames of "
+            f"{samples.shape[1]} channels; pass (frames, channels), e.g. waveform.T for (channels, frames)"
+        )
     if samples.ndim == 2:
         samples = samples.mean(axis=1)
     elif samples.ndim != 1:
@@ -58,13 +70,6 @@ def load_audio(path: str | Path, target_sr: int) -> np.ndarray:
         raise AudioError(f"not readable as audio ({exc})") from exc
     with handle:
         return decode_audio(handle, target_sr)
-
-
-# Sample rates a real recording has. Outside them, resampling costs far more than the
-# file does (a 1 Hz WAV took 1.4 s of CPU per second of output) and means nothing.
-MIN_RATE, MAX_RATE = 1000, 768_000
-MAX_CHANNELS = 64
-BLOCK = 1 << 16  # frames decoded at a time: memory stays one block of every channel
 
 
 def decode_audio(source: BinaryIO, target_sr: int, max_seconds: float | None = None) -> np.ndarray:

@@ -100,6 +100,7 @@ def load_checkpoint(path: str | Path) -> tuple[AudioClassifier, Checkpoint]:
     data = safe_torch_load(path, "checkpoint")
     info = Checkpoint.from_dict(data, path)
     model = model_for(info, path)
+    check_finite(data.get("model"), path)
     try:
         load_weights(model, data["model"])
     except RuntimeError as exc:
@@ -108,6 +109,19 @@ def load_checkpoint(path: str | Path) -> tuple[AudioClassifier, Checkpoint]:
             f"({str(exc).splitlines()[0]}); the file is damaged or was edited"
         ) from exc
     return model.eval(), info
+
+
+def check_finite(state: Any, source: str | Path) -> None:
+    """Refuse weights holding NaN or infinity: they can only give NaN probabilities."""
+    if not isinstance(state, dict):
+        raise UnsafeFileError(f"{display(source)} holds no weights")
+    bad = [k for k, v in state.items() if hasattr(v, "is_floating_point") and v.is_floating_point()
+           and not bool(v.isfinite().all())]  # fmt: skip
+    if bad:
+        raise UnsafeFileError(
+            f"{display(source)}: weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} hold NaN or "
+            "infinite values; the file is damaged, or its training diverged. Use another checkpoint"
+        )
 
 
 def read_checkpoint_config(path: str | Path) -> dict[str, Any]:

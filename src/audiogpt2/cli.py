@@ -349,6 +349,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     "skipped": [{"file": display(p), "reason": why} for p, why in skipped],
                 },
                 indent=2,
+                allow_nan=False,
             )
         )
     else:

@@ -336,7 +336,8 @@ class TrainConfig:
                 "train.weight_decay and train.plateau_patience must be >= 0, train.early_stop_patience >= 1"
             )
         for epoch, block in self.unfreeze.items():
-            if not str(epoch).isdigit() or int(epoch) < 1 or not isinstance(block, int):
+            if (not str(epoch).isdigit() or int(epoch) < 1 or not isinstance(block, int)
+                    or isinstance(block, bool) or block < 0):  # fmt: skip
                 raise ConfigError(
                     f"train.unfreeze entry {epoch!r} = {block!r}: use epoch (>= 1) = block index"
                 )
@@ -553,10 +554,9 @@ def dataset_slug(data: DataConfig) -> str:
 def feature_tag(config: Config) -> str:
     """ "" for the default features, else "-" and a short hash of the feature settings, so
     caches of one dataset with different features live side by side."""
-    settings = {"audio": asdict(config.audio), "variants": config.augment.variants}
-    if settings == {"audio": asdict(AudioConfig()), "variants": AugmentConfig().variants}:
+    if config.audio == AudioConfig():
         return ""
-    return "-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return "-" + hashlib.sha256(json.dumps(asdict(config.audio), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def separate_outputs(config: Config, explicit: set[str]) -> Config:

@@ -83,9 +83,13 @@ def _check_esc50_rows(
     targets_of: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
         name = row["filename"]
-        if name in seen:
-            raise DatasetError(f"{meta}: duplicate row for {name!r}")
-        seen.add(name)
+        key = str((audio_dir / name).resolve())  # ./a.wav and a.wav are one clip
+        if key in seen:
+            raise DatasetError(
+                f"{meta} line {line}: {name!r} names a clip that an earlier row names already; "
+                "one row per clip (a clip in two folds would put test audio into training)"
+            )
+        seen.add(key)
         if not name or Path(name).is_absolute() or not _inside(audio_dir / name, audio_dir):
             raise DatasetError(
                 f"{meta} line {line}: filename {name!r} points outside {audio_dir}; "

@@ -18,12 +18,11 @@ import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from audiogpt2.checkpoint import CHECKPOINT_FORMAT, Checkpoint, load_checkpoint, model_for
+from audiogpt2.checkpoint import CHECKPOINT_FORMAT, Checkpoint, check_finite, load_checkpoint, model_for
 from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.io import atomic_write_bytes, atomic_write_json, display, exclusive_lock
 from audiogpt2.model import AudioClassifier
@@ -45,7 +44,7 @@ def export(checkpoint: str | Path, out_dir: str | Path, fmt: str = "safetensors"
     model, info = load_checkpoint(checkpoint)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(out_dir):  # two exports into one folder would mix their files
+    with exclusive_lock(out_dir, beside=True):  # two exports into one folder would mix their files
         _clear_previous_export(out_dir)
         return _write_export(model, info, out_dir, fmt, int8)
 
@@ -70,7 +69,7 @@ def _clear_previous_export(out_dir: Path) -> None:
     is refused before a byte is written."""
     config = out_dir / "config.json"
     if not config.exists():
-        others = sorted(p.name for p in out_dir.iterdir() if p.name != ".audiogpt2.lock")
+        others = sorted(p.name for p in out_dir.iterdir())
         if others:
             raise ExportError(
                 f"{display(out_dir)} already holds files that are not an audiogpt2 export "
@@ -167,10 +166,27 @@ class OnnxModel(torch.nn.Module):
         super().__init__()
         import onnxruntime as ort
 
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types vary by version
+            raise ExportError(
+                f"{display(path)} is not a loadable ONNX model ({str(exc).splitlines()[0]})"
+            ) from None
+        names = ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
+        if names != (["features"], ["logits"]):
+            raise ExportError(f"{display(path)} is not an audiogpt2 ONNX export (inputs and outputs {names})")
+        self.path = path
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (logits,) = self.session.run(["logits"], {"features": x.detach().cpu().numpy().astype(np.float32)})
+        try:
+            (logits,) = self.session.run(
+                ["logits"], {"features": x.detach().cpu().numpy().astype(np.float32)}
+            )
+        except Exception as exc:  # noqa: BLE001 - a graph that does not fit its config
+            raise ExportError(
+                f"{display(self.path)} does not accept this export's features ({str(exc).splitlines()[0]}); "
+                "the folder's model and config.json do not belong together: export it again"
+            ) from None
         return torch.from_numpy(logits)
 
 
@@ -181,10 +197,22 @@ def load_export(directory: str | Path, prefer_onnx: bool = True) -> tuple[torch.
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise ExportError(f"{display(directory)} is not an audiogpt2 export: it has no config.json")
-    data: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
-    if data.get("format") != EXPORT_FORMAT:
+    try:
+        data = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExportError(
+            f"{display(config_path)} is not readable JSON ({exc}); export the model again"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise ExportError(f"{display(config_path)} is not an audiogpt2 export config")
-    info = Checkpoint.from_dict({**data, "format": CHECKPOINT_FORMAT}, config_path)
+    try:
+        info = Checkpoint.from_dict({**data, "format": CHECKPOINT_FORMAT}, config_path)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, AudioGPT2Error):
+            raise
+        raise ExportError(
+            f"{display(config_path)} lacks or garbles a field ({exc}); export the model again"
+        ) from None
     onnx_files = [p for p in (directory / "model.int8.onnx", directory / "model.onnx") if p.is_file()]
     if prefer_onnx and onnx_files:
         try:
@@ -197,10 +225,21 @@ def load_export(directory: str | Path, prefer_onnx: bool = True) -> tuple[torch.
             f"{display(directory)} holds no model.safetensors"
             + (" and onnxruntime is not installed: pip install 'audiogpt2[onnx]'" if onnx_files else "")
         )
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from audiogpt2.model import load_weights
 
     model = model_for(info, config_path)
-    load_weights(model, load_file(str(weights)))
+    try:
+        state = load_file(str(weights))
+        check_finite(state, weights)
+        load_weights(model, state)
+    except (OSError, RuntimeError, ValueError, SafetensorError) as exc:
+        if isinstance(exc, AudioGPT2Error):
+            raise
+        raise ExportError(
+            f"{display(weights)} does not hold this export's weights ({str(exc).splitlines()[0]}); "
+            "the file is truncated or belongs to another model: export it again"
+        ) from None
     return model.eval(), info

@@ -93,10 +93,12 @@ class LockedError(AudioGPT2Error, RuntimeError):
 
 
 @contextlib.contextmanager
-def exclusive_lock(directory: str | Path) -> Iterator[None]:
+def exclusive_lock(directory: str | Path, beside: bool = False) -> Iterator[None]:
     """Hold ``directory/.audiogpt2.lock`` for the duration, so two runs never write into
     one folder (their checkpoints, history and config would interleave). The lock is
-    released by the OS if the process dies, so a killed run never leaves it stuck."""
+    released by the OS if the process dies, so a killed run never leaves it stuck.
+    ``beside``: the lock file sits next to the folder (``.<name>.audiogpt2.lock``), for
+    folders whose contents are a deliverable (exports)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no advisory locks, no protection
@@ -104,7 +106,7 @@ def exclusive_lock(directory: str | Path) -> Iterator[None]:
         return
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / ".audiogpt2.lock"
+    path = directory.parent / f".{directory.name}.audiogpt2.lock" if beside else directory / ".audiogpt2.lock"
     handle = _open_no_follow(path)  # held until the block ends
     try:
         try:

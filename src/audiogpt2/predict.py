@@ -33,6 +33,10 @@ class NoAudioError(AudioGPT2Error):
 FP32 = Precision("fp32", "default")
 
 
+class PredictionError(AudioGPT2Error, RuntimeError):
+    """A model that cannot give a usable answer."""
+
+
 class EnsembleError(AudioGPT2Error, ValueError):
     """Models that cannot be averaged (other classes or front end)."""
 
@@ -79,7 +83,13 @@ def predict_proba(
     model.train(was_training)
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(out)
+    probs = np.concatenate(out)
+    if not np.isfinite(probs).all():  # never a NaN in a result (or invalid JSON)
+        raise PredictionError(
+            "the model's output is not finite (NaN or infinity): its weights are damaged or its "
+            "training diverged; use another checkpoint or export"
+        )
+    return probs
 
 
 class Classifier:

@@ -50,9 +50,12 @@ log = logging.getLogger(__name__)
 def file_digest(path: Path) -> str:
     """A digest of the file's bytes (about 1 s for ESC-50's 880 MB)."""
     h = hashlib.sha1(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except OSError as exc:  # the build reports the clip and skips it; the key marks it
+        return f"unreadable: {exc.strerror or exc}"
     return h.hexdigest()
 
 
@@ -182,9 +185,10 @@ def source_rate(index: DatasetIndex, sample: int = 20) -> int | None:
     step = max(1, len(index.clips) // sample)
     rates = []
     for clip in index.clips[::step]:
-        try:
-            rates.append(sf.info(str(clip.path)).samplerate)
-        except (OSError, RuntimeError, sf.LibsndfileError):
+        try:  # opened by Python: libsndfile cannot open names that are not UTF-8
+            with open(clip.path, "rb") as handle:
+                rates.append(sf.info(handle).samplerate)
+        except (OSError, RuntimeError, ValueError, sf.LibsndfileError):
             continue  # unreadable files are reported (and skipped) by the build itself
     return max(rates, default=None)
 

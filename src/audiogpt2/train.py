@@ -438,6 +438,13 @@ def train_arm(
     run, split = _setup(config, cache, arm)
     log = _silent if run.rank else log  # one voice: rank 0 prints and writes
     schedule = config.train.unfreeze_schedule()
+    if run.model.backbone is not None and schedule:
+        n_blocks = len(backbone_blocks(run.model.backbone))
+        if max(schedule.values()) >= n_blocks:
+            raise TrainingError(
+                f"train.unfreeze names block {max(schedule.values())}, but backbone "
+                f"{config.model.backbone} has blocks 0-{n_blocks - 1}; fix the unfreeze table"
+            )
     trains_all = not ARMS[arm].pretrained and config.train.baseline_trainable == "all"
     if run.model.backbone is not None and not trains_all and min(schedule, default=1) > config.train.epochs:
         log(
