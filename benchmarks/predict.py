@@ -1,9 +1,10 @@
 """End-to-end prediction latency with a GPT-2-small-sized backbone (12 layers, 768 wide).
 
-Prints, side by side for the checkpoint (PyTorch fp32), its safetensors export and its
-ONNX exports (fp32 and int8, ONNX Runtime): the cold start (load plus first prediction),
-the median warm latency of one 5 s, 44.1 kHz WAV file (decode, resample, features, model)
-and batched model throughput in clips per second.
+Prints, side by side for the checkpoint (PyTorch fp32, and bf16 autocast where the CPU has
+native bf16), its safetensors export and its ONNX exports (fp32 and int8, ONNX Runtime):
+the cold start (load plus first prediction), the median warm latency of one 5 s, 44.1 kHz
+WAV file (decode, resample, features, model) and batched model throughput in clips per
+second.
 
     python benchmarks/predict.py [--repeats 20] [--threads N] [--no-export]
 """
@@ -57,9 +58,9 @@ def measure(load, wav: Path, repeats: int, feats: np.ndarray) -> dict[str, float
         times.append(time.perf_counter() - t)
     out = {"cold start (s)": cold, "warm, one file (ms)": statistics.median(times) * 1000}
     for bs in (1, 16, 64):
-        predict_proba(clf.model, feats[:bs], clf.config.augment, batch_size=bs)
+        predict_proba(clf.model, feats[:bs], clf.config.augment, batch_size=bs, precision=clf.precision)
         t = time.perf_counter()
-        predict_proba(clf.model, feats, clf.config.augment, batch_size=bs)
+        predict_proba(clf.model, feats, clf.config.augment, batch_size=bs, precision=clf.precision)
         out[f"clips/s, batch {bs}"] = len(feats) / (time.perf_counter() - t)
     return out
 
@@ -77,7 +78,7 @@ def main() -> None:
         write_checkpoint(ckpt)
         rng = np.random.default_rng(0)
         sf.write(wav, rng.uniform(-0.3, 0.3, 5 * 44100).astype(np.float32), 44100, subtype="PCM_16")
-        clf = Classifier.from_checkpoint(ckpt)
+        clf = Classifier.from_checkpoint(ckpt, precision="fp32")
         size = ckpt.stat().st_size / 1e6
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; checkpoint {size:.0f} MB")
         from audiogpt2.audio import load_audio
@@ -101,12 +102,18 @@ def main() -> None:
                 for _ in range(64)
             ]
         )
-        paths = {"checkpoint, PyTorch fp32": lambda: Classifier.from_checkpoint(ckpt)}
+        paths = {"checkpoint, PyTorch fp32": lambda: Classifier.from_checkpoint(ckpt, precision="fp32")}
+        from audiogpt2.precision import native_bf16
+
+        if native_bf16("cpu")[0]:
+            paths["checkpoint, PyTorch bf16"] = lambda: Classifier.from_checkpoint(ckpt, precision="bf16")
         if not args.no_export:
             from audiogpt2.export import export
 
             export(ckpt, Path(tmp) / "st")
-            paths["safetensors, PyTorch fp32"] = lambda: Classifier.from_pretrained(Path(tmp) / "st")
+            paths["safetensors, PyTorch fp32"] = lambda: Classifier.from_pretrained(
+                Path(tmp) / "st", precision="fp32"
+            )
             try:
                 export(ckpt, Path(tmp) / "onnx", "onnx", int8=True)
                 int8 = Path(tmp) / "onnx" / "model.int8.onnx"

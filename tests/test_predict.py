@@ -204,3 +204,19 @@ def test_unfreeze_tables_that_make_no_sense_are_refused(small_config, small_cach
     small_config.train.unfreeze = {"1": 99}
     with pytest.raises(TrainingError, match="names block 99"):
         train_arm(small_config, small_cache, "finetuned", tmp_path / "b.pt", progress=False)
+
+
+def test_bf16_and_fp32_prediction_agree_on_the_test_clips(checkpoint, small_cache, esc_root):
+    """The default prediction path (bf16 autocast where native) gives the fp32 path's top-1
+    label on every test-fold clip, with probabilities within bf16's rounding."""
+    from audiogpt2.checkpoint import read_checkpoint_config
+
+    fold = read_checkpoint_config(checkpoint)["data"]["test_fold"]
+    clips = [n for n, f in zip(small_cache.names, small_cache.folds.tolist()) if f == fold]
+    fp32 = Classifier.from_checkpoint(checkpoint, precision="fp32")
+    bf16 = Classifier.from_checkpoint(checkpoint, precision="bf16")
+    for name in clips:
+        a, b = fp32.predict_file(esc_root / "audio" / name), bf16.predict_file(esc_root / "audio" / name)
+        assert a.labels[0] == b.labels[0], name
+        other = dict(zip(b.labels, b.probabilities))
+        assert max(abs(p - other[c]) for c, p in zip(a.labels, a.probabilities)) < 0.02
