@@ -73,3 +73,51 @@ def test_compare_leaves_out_a_repeated_cvs_seeds_with_no_finished_fold(tmp_path)
     (rep_a / "seed0" / "fold2" / "baseline" / "metrics.json").unlink()
     with pytest.raises(ValueError, match="no finished folds under"):
         compare(str(rep_a), str(rep_b))
+
+
+def test_per_class_differences_and_their_chart(tmp_path):
+    """With confusion matrices saved, compare gives each class's accuracy on both sides
+    (summed over the pairs) and draws A - B per class, grouped by super-category."""
+    from audiogpt2.compare import write_comparison
+
+    classes = ["dog", "rain", "siren"]
+
+    def run(name, diagonals):
+        root = tmp_path / name
+        (root).mkdir()
+        (root / "config.toml").write_text("[train]\nseed = 0\n")
+        for fold, diag in enumerate(diagonals, start=1):
+            d = root / f"fold{fold}" / "baseline"
+            d.mkdir(parents=True)
+            cm = (np.full((3, 3), 1) + np.diag(diag)).tolist()
+            metrics = {
+                "accuracy": float(np.trace(cm)) / np.sum(cm),
+                "confusion_matrix": cm,
+                "classes": classes,
+            }
+            (d / "metrics.json").write_text(json.dumps(metrics))
+        return root
+
+    a = run("a", [[8, 5, 2]] * 5)
+    b = run("b", [[2, 5, 8]] * 5)
+    result, md = write_comparison(str(a), str(b), tmp_path / "out")
+    by_class = {row["class"]: row for row in result["per_class"]}
+    assert by_class["dog"]["a"] == pytest.approx(9 / 11) and by_class["dog"]["b"] == pytest.approx(3 / 5)
+    assert by_class["rain"]["diff"] == pytest.approx(0) and by_class["siren"]["diff"] < 0
+    assert (tmp_path / "out" / "per_class.png").stat().st_size > 5000
+    assert "largest gains: dog" in md.read_text()
+
+
+def test_report_gives_per_class_accuracy_by_super_category():
+    from audiogpt2.categories import grouped_order
+    from audiogpt2.report import per_class_accuracy, per_class_table
+
+    classes = ["siren", "dog", "rain", "cat"]
+    order, spans = grouped_order(classes)
+    assert [classes[i] for i in order] == ["dog", "cat", "rain", "siren"]
+    assert spans == [("animals", 0, 2), ("natural", 2, 3), ("urban", 3, 4)]
+    acc = per_class_accuracy(np.diag([4, 2, 1, 3]) + np.eye(4, k=1), classes)
+    assert acc["siren"] == pytest.approx(0.8) and acc["cat"] == 1.0
+    table = "\n".join(per_class_table(acc, classes))
+    assert "| animals | 0.833 | dog 0.67, cat 1.00 |" in table
+    assert grouped_order(["hum", "dog"]) == ([0, 1], [])  # not ESC-50: order kept, no groups

@@ -113,7 +113,57 @@ def compare(side_a: str, side_b: str, n_folds: int = 5) -> dict[str, Any]:
         "ties": int((diffs == 0).sum()),
         "seed_std_a": seed_spread(a),
         "seed_std_b": seed_spread(b),
+        "per_class": per_class_differences(a, b, pairs),
     }
+
+
+def per_class_differences(a: dict, b: dict, pairs: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """Each class's test accuracy on side A and B (their confusion matrices summed over the
+    paired folds and seeds) and A - B; empty when the runs kept no confusion matrices."""
+    try:
+        classes = a[pairs[0]]["classes"]
+        total_a = sum(np.asarray(a[p]["confusion_matrix"], dtype=float) for p in pairs)
+        total_b = sum(np.asarray(b[p]["confusion_matrix"], dtype=float) for p in pairs)
+    except (KeyError, IndexError):
+        return []
+    if any(b[p].get("classes") != classes for p in pairs):
+        return []
+    acc_a = np.diag(total_a) / np.maximum(total_a.sum(axis=1), 1)
+    acc_b = np.diag(total_b) / np.maximum(total_b.sum(axis=1), 1)
+    return [
+        {"class": c, "a": float(x), "b": float(y), "diff": float(x - y)}
+        for c, x, y in zip(classes, acc_a, acc_b)
+    ]
+
+
+def plot_per_class(r: dict[str, Any], path: Path) -> Path:
+    """A bar per class of A - B test accuracy, grouped by super-category for ESC-50."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from audiogpt2.categories import GROUP_OF, grouped_order
+    from audiogpt2.io import atomic_savefig
+
+    rows = r["per_class"]
+    order, _ = grouped_order([row["class"] for row in rows])
+    rows = [rows[i] for i in order]
+    colours = dict(zip(["animals", "natural", "human", "domestic", "urban"], plt.get_cmap("tab10").colors))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(rows) + 2), 4.2))
+    ax.bar(range(len(rows)), [row["diff"] for row in rows],
+           color=[colours.get(GROUP_OF.get(row["class"]), "tab:blue") for row in rows])  # fmt: skip
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(rows)), [row["class"] for row in rows], rotation=90, fontsize=7)
+    ax.set_ylabel("test accuracy, A - B")
+    ax.set_title(f"per class: {r['a']} minus {r['b']} (all paired folds and seeds)", fontsize=9)
+    present = [g for g in colours if g in {GROUP_OF.get(row["class"]) for row in rows}]
+    if present:
+        ax.legend([plt.Rectangle((0, 0), 1, 1, color=colours[g]) for g in present], present, fontsize=7)
+    fig.tight_layout()
+    out = atomic_savefig(fig, path, dpi=120)
+    plt.close(fig)
+    return out
 
 
 def to_markdown(r: dict[str, Any]) -> str:
@@ -139,6 +189,12 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"Seed-to-seed standard deviation within a fold (noise floor): A {num(r['seed_std_a'])}, "
         f"B {num(r['seed_std_b'])}{unmeasured}.",
     ]
+    if r.get("per_class"):
+        ranked = sorted(r["per_class"], key=lambda row: row["diff"])
+        show = lambda rows: ", ".join(f"{x['class']} {x['diff']:+.2f}" for x in rows)  # noqa: E731
+        lines += ["", "![per-class difference](per_class.png)", "",
+                  f"Per class (A - B over all pairs), largest gains: {show(ranked[::-1][:5])}; "
+                  f"largest losses: {show(ranked[:5])}."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -148,4 +204,6 @@ def write_comparison(
     result = compare(side_a, side_b, n_folds)
     out_dir = Path(out_dir)
     atomic_write_json(out_dir / "compare.json", result)
+    if result["per_class"]:
+        plot_per_class(result, out_dir / "per_class.png")
     return result, atomic_write_text(out_dir / "compare.md", to_markdown(result))

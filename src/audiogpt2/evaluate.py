@@ -16,6 +16,7 @@ from sklearn.metrics import (
 )
 
 from audiogpt2 import distributed
+from audiogpt2.categories import grouped_order
 from audiogpt2.checkpoint import Checkpoint, load_checkpoint
 from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.io import atomic_savefig
@@ -56,13 +57,16 @@ def format_metrics(title: str, m: dict[str, Any]) -> str:
 
 
 def plot_confusion(matrix: np.ndarray | list, classes: list[str], path: str | Path, title: str) -> Path:
-    """Row-normalised confusion matrix with counts; sized so 50 class names stay readable."""
+    """Row-normalised confusion matrix with counts; sized so 50 class names stay readable,
+    and for ESC-50 classes sorted by super-category with each category framed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    counts = np.asarray(matrix, dtype=np.int64)
+    order, spans = grouped_order(classes)
+    counts = np.asarray(matrix, dtype=np.int64)[np.ix_(order, order)]
+    classes = [classes[i] for i in order]
     rows = counts.sum(axis=1, keepdims=True)
     norm = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
     n = len(classes)
@@ -76,27 +80,23 @@ def plot_confusion(matrix: np.ndarray | list, classes: list[str], path: str | Pa
     ax.set_ylabel("true")
     acc = np.trace(counts) / max(counts.sum(), 1)
     ax.set_title(f"{title}\naccuracy {acc:.3f}; cells: share of the true class (count)")
-    for i in range(n):
-        for j in range(n):
-            if counts[i, j]:
-                text = f"{norm[i, j]:.2f}\n({counts[i, j]})" if n <= 20 else str(counts[i, j])
-                ax.text(
-                    j,
-                    i,
-                    text,
-                    ha="center",
-                    va="center",
-                    fontsize=fontsize - 1,
-                    color="white" if norm[i, j] > 0.5 else "black",
-                )
-    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    for i, j in zip(*np.nonzero(counts)):
+        text = f"{norm[i, j]:.2f}\n({counts[i, j]})" if n <= 20 else str(counts[i, j])
+        color = "white" if norm[i, j] > 0.5 else "black"
+        ax.text(j, i, text, ha="center", va="center", fontsize=fontsize - 1, color=color)
+    for group, first, end in spans:  # a frame per super-category: confusions inside it are "near misses"
+        ax.add_patch(plt.Rectangle((first - 0.5, first - 0.5), end - first, end - first, fill=False,
+                                   edgecolor="tab:orange", linewidth=1.2))  # fmt: skip
+        ax.text(n - 0.3, (first + end - 1) / 2, group, rotation=-90, va="center", fontsize=fontsize + 1,
+                color="tab:orange")  # fmt: skip
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.06 if spans else 0.02)
     fig.tight_layout()
     out = atomic_savefig(fig, path, dpi=130)
     plt.close(fig)
     return out
 
 
-def most_confused(matrix: np.ndarray | list, classes: list[str], k: int = 10) -> list[dict]:
+def most_confused(matrix: np.ndarray | list, classes: list[str], k: int = 15) -> list[dict]:
     """The k largest off-diagonal cells: (true, predicted, count)."""
     counts = np.asarray(matrix)
     pairs = [

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from audiogpt2.categories import grouped_order
 from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.evaluate import most_confused, plot_confusion
 from audiogpt2.io import atomic_savefig, atomic_write_json, atomic_write_text
@@ -137,6 +138,7 @@ def arm_section(run_dir: Path, arm: str, folds: dict[int, Any], s: dict[str, Any
     curves = plot_curves(arm, folds, run_dir / f"curves_{arm}.png")
     pairs = most_confused(total, classes)
     s["most_confused"] = pairs
+    s["per_class_accuracy"] = per_class_accuracy(total, classes)
     # Folds may run on different machines or thread counts: name each setting's folds.
     by_setting: dict[str, list[int]] = {}
     for fold in s["folds"]:
@@ -154,7 +156,27 @@ def arm_section(run_dir: Path, arm: str, folds: dict[int, Any], s: dict[str, Any
         "Most-confused pairs (true → predicted, count over all folds): "
         + "; ".join(f"{p['true']} → {p['predicted']} ({p['count']})" for p in pairs),
         "",
+        *per_class_table(s["per_class_accuracy"], classes),
     ]
+
+
+def per_class_accuracy(confusion: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Each class's accuracy (recall) from a confusion matrix summed over folds."""
+    counts = np.asarray(confusion, dtype=float)
+    rows = counts.sum(axis=1)
+    return {c: float(counts[i, i] / rows[i]) if rows[i] else float("nan") for i, c in enumerate(classes)}
+
+
+def per_class_table(accuracy: dict[str, float], classes: list[str]) -> list[str]:
+    """Per-class accuracy as one row per super-category (ESC-50), or one row."""
+    order, spans = grouped_order(classes)
+    spans = spans or [("all classes", 0, len(classes))]
+    lines = ["| category | mean | per class (accuracy over all folds) |", "| --- | --- | --- |"]
+    for group, first, end in spans:
+        names = [classes[i] for i in order[first:end]]
+        cells = ", ".join(f"{n} {accuracy[n]:.2f}" for n in names)
+        lines.append(f"| {group} | {np.nanmean([accuracy[n] for n in names]):.3f} | {cells} |")
+    return [*lines, ""]
 
 
 def build_validation_summary(run_dir: str | Path, last: int = 10) -> Path:
