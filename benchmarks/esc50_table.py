@@ -1,0 +1,116 @@
+"""The ESC-50 headline table (README and docs/results.md) from whichever ESC-50 runs exist:
+per row the 5-fold test accuracy as mean ± std over seeds (each seed's mean over the five
+official folds), the seeds' ensemble, and the label every number carries: dataset and
+sample rate, folds, seeds, split and external data. Unfinished seeds are counted as such,
+never averaged in. Published anchors from the literature sit beside them.
+
+    python benchmarks/esc50_table.py [--runs docs/results] [--write README.md --write docs/results.md]
+
+``--write`` replaces the table between ``<!-- esc50:begin -->`` and ``<!-- esc50:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from audiogpt2.report import collect, replace_marked, seed_dirs, seed_ensemble
+
+BEGIN, END = "<!-- esc50:begin -->", "<!-- esc50:end -->"
+SPLIT = "val 20 % of training folds"
+# (row title, run folder, arm, external data, command that regenerates the run)
+ROWS = [
+    ("spec recipe, CNN only", "esc50-cnn-only-seeds", "baseline", "none",
+     "bash benchmarks/esc50_results.sh cnn-only"),
+    ("spec recipe, MiniLM pretrained (gradual unfreezing)", "esc50-minilm-seeds", "finetuned",
+     "text (MiniLM)", "bash benchmarks/esc50_results.sh minilm"),
+    ("spec recipe, MiniLM random init (spec schedule)", "esc50-minilm-seeds", "baseline", "none",
+     "bash benchmarks/esc50_results.sh minilm"),
+    ("spec recipe, MiniLM random init (`all`)", "esc50-minilm-all-seeds", "baseline", "none",
+     "bash benchmarks/esc50_results.sh minilm"),
+    ("mn04 front end, pooled head (configs/mn04.toml)", "esc50-mn04-seeds", "baseline", "**AudioSet**",
+     "bash benchmarks/esc50_results.sh mn04"),
+    ("mn04 + MiniLM pretrained", "esc50-mn04-minilm-seeds", "finetuned", "**AudioSet** + text",
+     "bash benchmarks/esc50_results.sh mn04-minilm"),
+    ("mn04 + MiniLM random init (`all`)", "esc50-mn04-minilm-all-seeds", "baseline", "**AudioSet**",
+     "bash benchmarks/esc50_results.sh mn04-minilm"),
+]  # fmt: skip
+ANCHORS = [
+    ("human listeners (Piczak 2015)", "0.813", "ESC-50 44.1 kHz", "-", "none"),
+    ("Piczak CNN on log-mel (2015)", "0.645", "ESC-50 44.1 kHz", "5 folds", "none"),
+    (
+        "EnvNet-v2 + between-class learning (Tokozume et al. 2018)",
+        "0.849",
+        "ESC-50 44.1 kHz",
+        "5 folds",
+        "none",
+    ),
+    ("ACDNet (Mohaimenuzzaman et al. 2023)", "0.871", "ESC-50 44.1 kHz", "5 folds", "none"),
+    ("PANNs CNN14, fine-tuned (Kong et al. 2020)", "0.947", "ESC-50 44.1 kHz", "5 folds", "AudioSet"),
+    ("AST / HTS-AT / BEATs (2021-2023)", "0.956 / 0.970 / 0.981", "ESC-50 44.1 kHz", "5 folds", "AudioSet"),
+]
+
+
+def row_cells(runs: Path, name: str, arm: str) -> tuple[str, str, str, str] | None:
+    """(accuracy over complete seeds, ensemble, seeds done, per-seed means) or None."""
+    root = runs / name
+    per_seed = {d.name: found.get(arm, {}) for d in seed_dirs(root) if (found := collect(d))}
+    complete = {s: folds for s, folds in per_seed.items() if sorted(folds) == [1, 2, 3, 4, 5]}
+    partial = {s: sorted(f) for s, f in per_seed.items() if f and s not in complete}
+    if not complete and not partial:
+        return None
+    means = [
+        float(np.mean([f["metrics"]["accuracy"] for f in folds.values()])) for folds in complete.values()
+    ]
+    if len(means) > 1:
+        acc = f"**{np.mean(means):.3f}** ± {np.std(means, ddof=1):.3f}"
+    elif means:
+        acc = f"**{means[0]:.3f}** (one seed)"
+    else:  # no seed has all five folds yet: the finished folds only, marked as such
+        accs = [f["metrics"]["accuracy"] for folds in per_seed.values() for f in folds.values()]
+        acc = f"{np.mean(accs):.3f} over {len(accs)} finished fold(s) (partial)"
+    ensemble = seed_ensemble(complete) if len(complete) > 1 else None
+    ens = f"{ensemble['mean']:.3f}" if ensemble else "-"
+    unfinished = "; ".join(f"{s}: folds {', '.join(map(str, f))}" for s, f in partial.items())
+    done = f"{len(complete)}" + (f" (+ {unfinished})" if partial else "")
+    each = ", ".join(f"{m:.3f}" for m in means) or "-"
+    return acc, ens, done, each
+
+
+def table(runs: Path) -> str:
+    lines = [
+        "| system | test accuracy, mean ± std over seeds | seeds' ensemble | seeds (5 folds each) "
+        "| per-seed means | data | external data | command |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for title, name, arm, external, command in ROWS:
+        cells = row_cells(runs, name, arm)
+        if cells is None:
+            continue
+        acc, ens, done, each = cells
+        lines.append(f"| {title} | {acc} | {ens} | {done} | {each} | ESC-50 at 16 kHz, official folds 1-5, "
+                     f"{SPLIT} | {external} | `{command}` |")  # fmt: skip
+    lines += ["", "Published figures (their own papers; 44.1 kHz audio, official 5-fold CV):", "",
+              "| system | ESC-50 accuracy | data | folds | external data |",
+              "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in ANCHORS]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", default="docs/results")
+    parser.add_argument("--write", action="append", default=[], metavar="FILE.md")
+    args = parser.parse_args()
+    body = table(Path(args.runs))
+    if not args.write:
+        print(body)
+    for document in args.write:
+        replace_marked(document, BEGIN, END, body)
+        print(f"wrote the ESC-50 table into {document}")
+
+
+if __name__ == "__main__":
+    main()
