@@ -73,3 +73,19 @@ def resolve_precision(requested: str, device: torch.device | str) -> Precision:
     if requested == "bf16":
         return Precision("bf16", "asked for (--precision bf16)" + ("" if native else f"; note: {why}"))
     return Precision("bf16" if native else "fp32", f"auto: {why}")
+
+
+# Modules whose weights feed matrix products: cast once for bf16 inference, so autocast does
+# not cast them again on every call (which made batch-1 bf16 slower than fp32).
+MATMUL_MODULES = ("Linear", "Conv1d", "Conv2d", "Conv1D")
+
+
+def prepare_for_inference(model: torch.nn.Module, precision: Precision) -> torch.nn.Module:
+    """For bf16 prediction, store the weights of the matrix-product layers in bf16 (norms and
+    everything else stay fp32, as autocast computes them). Training never calls this: its
+    master weights stay fp32."""
+    if precision.name == "bf16":
+        for module in model.modules():
+            if type(module).__name__ in MATMUL_MODULES:
+                module.to(torch.bfloat16)
+    return model

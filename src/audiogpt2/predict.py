@@ -23,7 +23,7 @@ from audiogpt2.data import AUDIO_EXTENSIONS
 from audiogpt2.device import select_device
 from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.features import compute_features, limit_blas_threads, model_input
-from audiogpt2.precision import Precision, resolve_precision
+from audiogpt2.precision import Precision, prepare_for_inference, resolve_precision
 
 
 class NoAudioError(AudioGPT2Error):
@@ -101,6 +101,7 @@ class Classifier:
         # ONNX Runtime runs its own graph (fp32 or int8): autocast would not reach it.
         onnx = type(model).__name__ == "OnnxModel"
         self.precision = FP32 if onnx else resolve_precision(precision, device)
+        prepare_for_inference(self.model, self.precision)
         self.info = info
         self.config = info.config
         self.classes: list[str] = list(info.classes)
@@ -139,7 +140,8 @@ class Classifier:
                     f"{path} has other {what} than {paths[0]}; an ensemble needs models of one "
                     "task with one front end (train them with the same config and data)"
                 )
-            first.members.append((other.model, other.config.augment))
+            other_model = other.model if other.precision == first.precision else other.model.float()
+            first.members.append((prepare_for_inference(other_model, first.precision), other.config.augment))
         return first
 
     def window_starts(self, n_samples: int) -> list[int]:
