@@ -339,3 +339,27 @@ def test_the_body_limit_stops_reading_at_the_limit_and_times_out_stalls():
     sent.clear()
     asyncio.run(BodyLimit(read_all, max_bytes=10_000, read_timeout=0.2)(scope, stalled_receive, send))
     assert sent[0]["status"] == 408
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_serve_takes_the_faster_runtime_for_this_cpu(checkpoint, tmp_path, monkeypatch, native):
+    """An export with both ONNX and safetensors weights: PyTorch in bf16 where the CPU has
+    native bf16 (faster on batches), ONNX Runtime elsewhere."""
+    pytest.importorskip("onnxruntime")
+    from fastapi.testclient import TestClient
+
+    from audiogpt2 import serve as serve_module
+    from audiogpt2.export import export
+
+    export(checkpoint, tmp_path / "both", "onnx")
+    export_st = tmp_path / "st"
+    export(checkpoint, export_st)
+    (tmp_path / "both" / "model.safetensors").write_bytes((export_st / "model.safetensors").read_bytes())
+    monkeypatch.setattr(serve_module, "native_bf16", lambda device: (native, "test"))
+    if not native:
+        monkeypatch.setattr("audiogpt2.precision.cpu_flags", lambda: {"avx2"})
+    with TestClient(serve_module.create_app(tmp_path / "both", page=False)) as c:
+        info = c.get("/v1/model").json()
+    assert (info["runtime"], info["precision"]) == (
+        ("pytorch", "bf16") if native else ("onnxruntime", "fp32")
+    )

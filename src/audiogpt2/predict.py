@@ -110,14 +110,16 @@ class Classifier:
         self.members: list[tuple[torch.nn.Module, AugmentConfig]] = [(self.model, self.config.augment)]
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str = "cpu", precision: str = "auto") -> Classifier:
+    def from_pretrained(
+        cls, path: str | Path, device: str = "cpu", precision: str = "auto", prefer_onnx: bool = True
+    ) -> Classifier:
         """A checkpoint file, or a folder written by ``audiogpt2 export`` (ONNX Runtime when
         it holds an ONNX model and onnxruntime is installed, PyTorch otherwise)."""
         if Path(path).is_dir():
             from audiogpt2.export import load_export
 
             select_device(device)
-            model, info = load_export(path)
+            model, info = load_export(path, prefer_onnx)
             return cls(model, info, device, precision)
         return cls.from_checkpoint(path, device, precision)
 
@@ -128,12 +130,14 @@ class Classifier:
         return cls(model, info, device, precision)
 
     @classmethod
-    def ensemble(cls, paths: list[str | Path], device: str = "cpu", precision: str = "auto") -> Classifier:
+    def ensemble(
+        cls, paths: list[str | Path], device: str = "cpu", precision: str = "auto", prefer_onnx: bool = True
+    ) -> Classifier:
         """Checkpoints or exports of one task (for example a repeated CV's seeds for one
         fold) whose probabilities are averaged; they must share classes and audio settings."""
-        first = cls.from_pretrained(paths[0], device, precision)
+        first = cls.from_pretrained(paths[0], device, precision, prefer_onnx)
         for path in paths[1:]:
-            other = cls.from_pretrained(path, device, precision)
+            other = cls.from_pretrained(path, device, precision, prefer_onnx)
             if other.classes != first.classes or other.config.audio != first.config.audio:
                 what = "classes" if other.classes != first.classes else "audio settings"
                 raise EnsembleError(

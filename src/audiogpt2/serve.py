@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from audiogpt2 import __version__
 from audiogpt2.audio import AudioError, AudioTooLongError, decode_audio
 from audiogpt2.http_limits import BodyLimit
+from audiogpt2.precision import native_bf16
 from audiogpt2.predict import Classifier, Prediction
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,11 @@ def create_app(
 
         raise ConfigError(f"max_seconds must be a positive finite number of seconds, not {max_seconds!r}")
     paths = model_path if isinstance(model_path, list) else [model_path]
-    classifier = Classifier.ensemble(paths, device, precision)
+    # A server answers batches for weeks: where the CPU has native bf16, PyTorch in bf16 outruns
+    # ONNX Runtime's int8 on batches (docs/speed.md), so an export's safetensors weights are
+    # used there; elsewhere its ONNX model is.
+    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device)[0])
+    classifier = Classifier.ensemble(paths, device, precision, prefer_onnx=not bf16)
     batcher = MicroBatcher(classifier, max_batch, max_wait_ms)
     sr = classifier.config.audio.sample_rate
     n_classes = len(classifier.classes)
@@ -233,6 +238,7 @@ def model_summary(classifier: Classifier) -> dict[str, Any]:
         "window_seconds": config.audio.clip_seconds,
         "tta": config.augment.tta,
         "precision": classifier.precision.name,
+        "runtime": "onnxruntime" if type(classifier.model).__name__ == "OnnxModel" else "pytorch",
         "ensemble_members": len(classifier.members),
     }
 
