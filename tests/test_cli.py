@@ -148,3 +148,11 @@ def test_evaluate_help_offers_only_what_evaluation_reads(capsys):
         out = capsys.readouterr().out
         assert all((flag in out) == present for flag in ("--epochs", "--lr-head", "--compile")), command
         assert "--data" in out and "--cache" in out
+
+
+def test_an_output_path_that_cannot_be_a_folder_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["demo", "--out", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert "Not a directory" in err and "Traceback" not in err and err.count("\n") == 1

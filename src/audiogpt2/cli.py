@@ -526,6 +526,11 @@ def main(argv: list[str] | None = None) -> int:
     except (AudioGPT2Error, FileNotFoundError) as exc:
         print(f"audiogpt2: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path that is a file, not writable, a full disk, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"audiogpt2: error: {where}{exc.strerror or exc}; check that path (is it a folder, "
+              "writable, on a disk with space?) or choose another", file=sys.stderr)  # fmt: skip
+        return 2
     except KeyboardInterrupt:
         hint = {
             "train": "; completed epochs are saved, rerun with --resume",
