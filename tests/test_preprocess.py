@@ -113,3 +113,29 @@ def test_an_unreadable_clip_does_not_break_the_cache_key(tmp_path):
     assert file_digest(folder_named_like_audio).startswith("unreadable: ")
     (tmp_path / "ok.wav").write_bytes(b"abc")
     assert len(file_digest(tmp_path / "ok.wav")) == 40
+
+
+def test_short_clips_and_upsampled_audio_are_named_before_training(tmp_path, caplog):
+    """One-second clips padded to the default 5 s window, and 8 kHz audio asked for at
+    16 kHz: preprocessing says so, with the setting that fits."""
+    import logging
+
+    import numpy as np
+    import soundfile as sf
+
+    from audiogpt2.config import load_config
+    from audiogpt2.preprocess import preprocess
+
+    for label in ("hum", "hiss"):
+        (tmp_path / "clips" / label).mkdir(parents=True)
+        for i in range(10):
+            y = np.random.default_rng(i).normal(0, 0.1, 7000 + 100 * i).astype(np.float32)
+            sf.write(tmp_path / "clips" / label / f"{i}.wav", y, 8000)
+    config = load_config(overrides={"data.root": str(tmp_path / "clips"), "data.cache": str(tmp_path / "c.pt"),
+                                    "augment.variants": 0, "data.workers": 1})  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        preprocess(config, progress=False)
+    text = caplog.text
+    assert "Clip lengths: median 0.93 s" in text
+    assert "most of each 5 s input would be padding" in text and "--set audio.clip_seconds=1 (the 95th" in text
+    assert "holds 8000 Hz audio" in text and "nothing above 4000 Hz" in text

@@ -178,37 +178,55 @@ def build_cache(
     )
 
 
-def source_rate(index: DatasetIndex, sample: int = 20) -> int | None:
-    """The highest sample rate among a spread of the dataset's files (headers only)."""
+def audio_headers(index: DatasetIndex) -> tuple[list[int], list[float]]:
+    """Sample rates and durations of the dataset's files, from their headers only."""
     import soundfile as sf
 
-    step = max(1, len(index.clips) // sample)
-    rates = []
-    for clip in index.clips[::step]:
+    rates, seconds = [], []
+    for clip in index.clips:
         try:  # opened by Python: libsndfile cannot open names that are not UTF-8
             with open(clip.path, "rb") as handle:
-                rates.append(sf.info(handle).samplerate)
+                info = sf.info(handle)
         except (OSError, RuntimeError, ValueError, sf.LibsndfileError):
             continue  # unreadable files are reported (and skipped) by the build itself
-    return max(rates, default=None)
+        rates.append(info.samplerate)
+        seconds.append(info.frames / info.samplerate if info.samplerate else 0.0)
+    return rates, seconds
 
 
-def warn_if_upsampled(index: DatasetIndex, audio: AudioConfig, root: str) -> None:
-    """Say so when the features ask for a higher rate than the audio has: upsampling adds no
-    content, and bands above the source's Nyquist frequency stay empty."""
-    rate = source_rate(index)
-    if rate is None or rate >= audio.sample_rate:
+def check_sources(index: DatasetIndex, audio: AudioConfig, root: str) -> None:
+    """Say what the files are, and warn where the settings would waste or invent input:
+    upsampling (bands above the source's Nyquist frequency stay empty) and padding (short
+    clips padded to a long window train a model on silence)."""
+    rates, seconds = audio_headers(index)
+    if not seconds:
+        return
+    median, p95 = float(np.median(seconds)), float(np.percentile(seconds, 95))
+    log.info(
+        f"Clip lengths: median {median:.2f} s, 95th percentile {p95:.2f} s, longest {max(seconds):.2f} s; "
+        f"each is cut or padded to {audio.clip_seconds:g} s (audio.clip_seconds)"
+    )
+    if median < 0.5 * audio.clip_seconds:
+        hop = audio.hop_length / audio.sample_rate
+        fit = max(4 * hop, np.ceil(p95 / hop) * hop)  # a whole number of frames, at least 4
+        log.warning(
+            f"Warning: most of each {audio.clip_seconds:g} s input would be padding (median clip "
+            f"{median:.2f} s), and a model trained on it may learn next to nothing. Use a window that "
+            f"fits the data: --set audio.clip_seconds={fit:g} (the 95th percentile, in whole frames)."
+        )
+    warn_if_upsampled(max(rates), audio, root)
+
+
+def warn_if_upsampled(rate: int, audio: AudioConfig, root: str) -> None:
+    if rate >= audio.sample_rate:
         return
     nyquist = rate / 2
-    empty = (
-        f"; mel bands from {nyquist:g} to {audio.fmax:g} Hz (audio.fmax) will be empty"
-        if audio.fmax > nyquist
-        else ""
-    )
+    empty = f"; mel bands from {nyquist:g} to {audio.fmax:g} Hz (audio.fmax) will be empty"
     log.warning(
-        f"Warning: {root} holds {rate} Hz audio and the config asks for {audio.sample_rate} Hz: the clips "
-        f"are upsampled and hold nothing above {nyquist:g} Hz{empty}. Label results with the source rate "
-        f"(e.g. 'ESC-50 at {rate // 1000} kHz'); --set audio.fmax={nyquist:g} keeps only bands that exist."
+        f"Warning: {root} holds {rate} Hz audio and the config asks for {audio.sample_rate} Hz: the "
+        f"clips are upsampled and hold nothing above {nyquist:g} Hz{empty if audio.fmax > nyquist else ''}. "
+        f"Label results with the source rate ('{Path(root).name} at {rate / 1000:g} kHz'); "
+        f"--set audio.fmax={nyquist:g} keeps only bands that exist."
     )
 
 
@@ -237,7 +255,7 @@ def _load_or_build(config: Config, force: bool, progress: bool) -> FeatureCache:
             log.info(f"Ignoring unusable cache: {exc}")
     # Before hours of work, not after: never replace a file that is not a cache of ours.
     ensure_replaceable(path, CACHE_FORMAT, "feature cache")
-    warn_if_upsampled(index, config.audio, config.data.root)
+    check_sources(index, config.audio, config.data.root)
     if progress:
         log.info(
             f"Preprocessing {len(index.clips)} clips ({config.audio.features}, "
