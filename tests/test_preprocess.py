@@ -131,11 +131,12 @@ def test_short_clips_and_upsampled_audio_are_named_before_training(tmp_path, cap
         for i in range(10):
             y = np.random.default_rng(i).normal(0, 0.1, 7000 + 100 * i).astype(np.float32)
             sf.write(tmp_path / "clips" / label / f"{i}.wav", y, 8000)
-    config = load_config(overrides={"data.root": str(tmp_path / "clips"), "data.cache": str(tmp_path / "c.pt"),
-                                    "augment.variants": 0, "data.workers": 1})  # fmt: skip
+    over = {"data.root": str(tmp_path / "clips"), "data.cache": str(tmp_path / "c.pt"), "augment.variants": 0}
+    config = load_config(overrides={**over, "data.workers": 1})
     with caplog.at_level(logging.INFO):
         preprocess(config, progress=False)
     text = caplog.text
     assert "Clip lengths: median 0.93 s" in text
-    assert "most of each 5 s input would be padding" in text and "--set audio.clip_seconds=1 (the 95th" in text
+    assert "most of each 5 s input would be padding" in text
+    assert "--set audio.clip_seconds=1 (the 95th" in text
     assert "holds 8000 Hz audio" in text and "nothing above 4000 Hz" in text
