@@ -363,3 +363,8 @@ def test_serve_takes_the_faster_runtime_for_this_cpu(checkpoint, tmp_path, monke
     assert (info["runtime"], info["precision"]) == (
         ("pytorch", "bf16") if native else ("onnxruntime", "fp32")
     )
+
+
+def test_get_on_the_predict_endpoint_says_to_post(client):
+    r = client.get("/v1/predict")
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and "curl -F file=@" in r.json()["error"]

@@ -26,8 +26,14 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _add_config_args(p: argparse.ArgumentParser, training: bool = True) -> None:
-    """The config flags; ``training=False`` leaves out the ones only training uses."""
+def _add_config_args(
+    p: argparse.ArgumentParser,
+    training: bool = True,
+    skip: tuple[str, ...] = (),
+    defaults: dict | None = None,
+) -> None:
+    """The config flags; ``training=False`` leaves out the ones only training uses, ``skip``
+    the keys a command sets itself, and ``defaults`` shows a command's own presets."""
     g = p.add_argument_group("configuration (defaults < --config file < these flags)")
     g.add_argument("--config", metavar="FILE", help="TOML file overriding the defaults")
     g.add_argument(
@@ -39,11 +45,12 @@ def _add_config_args(p: argparse.ArgumentParser, training: bool = True) -> None:
     )
     # Each flag is declared on its config field (config.flag), with its help text.
     for f in cli_flags():
-        if training or not f.training:
+        if (training or not f.training) and f.key not in skip:
             if f.type is bool:  # a switch that turns the key on
                 kind: dict[str, Any] = {"action": "store_const", "const": True, "help": f"{f.help} [{f.key}]"}
             else:
-                kind = {"type": f.type, "default": None, "help": f"{f.help}; default {f.default} [{f.key}]"}
+                default = (defaults or {}).get(f.key, f.default)
+                kind = {"type": f.type, "default": None, "help": f"{f.help}; default {default} [{f.key}]"}
             g.add_argument(f.flag, dest=f.key, **kind)
 
 
@@ -187,7 +194,9 @@ def build_parser() -> Parser:
 
     p = command("demo", help="whole pipeline on a synthetic dataset, offline, in minutes")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    _add_config_args(p)
+    from audiogpt2.demo import DEMO_OVERRIDES, DEMO_SETS_ITSELF
+
+    _add_config_args(p, skip=DEMO_SETS_ITSELF, defaults=DEMO_OVERRIDES)
 
     p = command("preprocess", help="MFCC features and augmented variants -> cache")
     _add_config_args(p, training=False)
@@ -404,7 +413,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from audiogpt2.export import export
 
-    print(f"Exported to {export(args.checkpoint, args.out_dir, args.format, args.int8)}")
+    if args.int8 and args.format != "onnx":
+        raise ConfigError("--int8 quantises the ONNX model: add --format onnx (safetensors stays fp32)")
+    weights = export(args.checkpoint, args.out_dir, args.format, args.int8)
+    files = sorted(p.name for p in weights.parent.iterdir())
+    what = {"model.int8.onnx": "int8 weights, used by predict and serve", "model.onnx": "fp32 ONNX",
+            "model.safetensors": "fp32 weights", "config.json": "classes and settings"}  # fmt: skip
+    print(
+        f"Exported {args.checkpoint} to {weights.parent}/: "
+        + ", ".join(f"{f} ({what.get(f, 'data')})" for f in files)
+    )
     return 0
 
 

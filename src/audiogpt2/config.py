@@ -325,7 +325,10 @@ class TrainConfig:
             raise ConfigError("train.warmup_epochs and train.grad_clip must be >= 0")
         if not 0 <= self.average_epochs <= self.epochs:
             raise ConfigError(
-                f"train.average_epochs={self.average_epochs} must be in 0..train.epochs ({self.epochs})"
+                f"train.average_epochs={self.average_epochs} must be in 0..train.epochs ({self.epochs}): the "
+                f"saved model averages the last {self.average_epochs} epochs' weights. With fewer epochs, "
+                f"also pass --set train.average_epochs=N (the recipe averages the last third: "
+                f"{max(1, self.epochs // 3)} for {self.epochs} epochs), or 0 for the best-validation epoch"
             )
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"train.label_smoothing={self.label_smoothing} must be in [0, 1)")

@@ -23,6 +23,10 @@ DEMO_OVERRIDES = {
     "train.unfreeze": {"3": 0, "6": 1},
     "augment.variants": 1,
 }
+# Keys the demo decides (its own data, cache and tiny GPT-2's front end), so --help offers
+# no flag for them; --set still reaches every key.
+DEMO_SETS_ITSELF = ("data.root", "data.subset", "data.cache", "model.frontend", "model.frontend_weights",
+                    "train.sync_batchnorm", "train.amp")  # fmt: skip
 
 
 log = logging.getLogger(__name__)

@@ -27,12 +27,22 @@ class Progress:
         self.total, self.desc, self.unit, self.interval = total, desc, unit, interval
         self.done, self.postfix = 0, ""
         self.began = self.last = time.monotonic()
-        self.bar = tqdm(total=total, desc=desc, unit=unit, leave=leave) if enabled and _tty() else None
-        self.plain = enabled and self.bar is None
+        # No ETA until a few items are done: the first ones carry the start-up (worker
+        # processes, imports) and made the estimate 100 times too long.
+        self.stable_after = max(3, (total or 0) // 50)
+        early = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, ETA soon{postfix}]"
+        bar = (
+            tqdm(total=total, desc=desc, unit=unit, leave=leave, bar_format=early)
+            if enabled and _tty()
+            else None
+        )
+        self.bar, self.plain = bar, enabled and bar is None
 
     def update(self, n: int = 1) -> None:
         self.done += n
         if self.bar is not None:
+            if self.done >= self.stable_after and self.bar.bar_format is not None:
+                self.bar.bar_format = None  # tqdm's own format, ETA included
             self.bar.update(n)
         elif self.plain and time.monotonic() - self.last >= self.interval:
             self.last = time.monotonic()
@@ -42,7 +52,8 @@ class Progress:
         elapsed = time.monotonic() - self.began
         if self.total:
             eta = elapsed / max(self.done, 1) * (self.total - self.done)
-            where = f"{self.done}/{self.total} {self.unit} ({self.done / self.total:.0%}), ETA {eta:.0f} s"
+            shown = f"ETA {eta:.0f} s" if self.done >= self.stable_after else "ETA soon"
+            where = f"{self.done}/{self.total} {self.unit} ({self.done / self.total:.0%}), {shown}"
         else:
             where = f"{self.done} {self.unit}"
         return f"{self.desc}: {where}, {elapsed:.0f} s elapsed{self.postfix}"

@@ -190,6 +190,15 @@ def create_app(
     async def model_info() -> dict[str, Any]:
         return model_summary(classifier)
 
+    @app.get("/v1/predict", include_in_schema=False)
+    async def predict_get() -> JSONResponse:
+        return JSONResponse(
+            status_code=405,
+            headers={"Allow": "POST"},
+            content={"error": "POST the audio here: curl -F file=@clip.wav 'http://HOST:PORT/v1/predict' "
+                     "(or the raw bytes as audio/wav); the interactive docs are at /docs"},
+        )  # fmt: skip
+
     @app.post("/v1/predict", openapi_extra=PREDICT_DOC)
     async def predict(
         request: Request,

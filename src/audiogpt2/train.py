@@ -462,7 +462,8 @@ def train_arm(
         f"{sum(p.numel() for p in run.model.parameters()):,} parameters; device {run.device}, "
         f"{run.precision.name} ({run.precision.reason}); "
         f"train {len(split.train)} clips ({len(run.loader.dataset)} rows with variants), "
-        f"val {len(split.val)}, test fold {config.data.test_fold} ({len(split.test)} clips, unused here)"
+        f"val {len(split.val)}, test fold {config.data.test_fold} "
+        f"({len(split.test)} clips, held out: scored only after training)"
     )
     with exclusive_lock(best_path.parent) if run.rank == 0 else contextlib.nullcontext():
         if run.rank == 0:
