@@ -302,3 +302,19 @@ def test_weight_average_of_the_last_epochs_is_saved_and_resumes_exactly(small_co
     a = safe_torch_load(tmp_path / "full" / "best.pt")["model"]
     b = safe_torch_load(cut)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_split_is_shown_and_written_to_the_run_folder(small_config, small_cache, tmp_path, caplog):
+    import json
+    import logging
+
+    small_config.train.epochs = 1
+    with caplog.at_level(logging.INFO):
+        train_arm(small_config, small_cache, "baseline", tmp_path / "b.pt", progress=False)
+    record = json.loads((tmp_path / "split.json").read_text())["clips"]
+    roles = {c["role"] for c in record}
+    assert roles == {"train", "validation", "test"} and len(record) == len(small_cache.names)
+    assert all(c["fold"] == small_config.data.test_fold for c in record if c["role"] == "test")
+    groups = {r: {c["group"] for c in record if c["role"] == r} for r in roles}
+    assert not groups["train"] & groups["validation"]  # whole groups on one side
+    assert "whole groups, stratified by class; 20% of the training folds" in caplog.text

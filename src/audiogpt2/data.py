@@ -309,6 +309,30 @@ class Split:
     test: np.ndarray
 
 
+def describe_folds(labels: np.ndarray, folds: np.ndarray, groups: list[str]) -> list[str]:
+    """One line per fold: clips, groups (source recordings, speakers, ...) and classes."""
+    lines = []
+    for fold in sorted(set(folds.tolist())):
+        rows = np.flatnonzero(folds == fold)
+        n_groups = len({groups[i] for i in rows})
+        lines.append(
+            f"fold {fold}: {len(rows)} clips, {n_groups} groups, {len(set(labels[rows].tolist()))} classes"
+        )
+    return lines
+
+
+def split_record(split: Split, names: list[str], folds: np.ndarray, groups: list[str]) -> dict:
+    """Who is where, for the run folder: every clip's fold and group, and its role."""
+    role = {**{int(i): "train" for i in split.train}, **{int(i): "validation" for i in split.val},
+            **{int(i): "test" for i in split.test}}  # fmt: skip
+    return {
+        "clips": [
+            {"name": names[i], "fold": int(folds[i]), "group": groups[i], "role": role.get(i, "unused")}
+            for i in range(len(names))
+        ]
+    }
+
+
 def split_clips(
     labels: np.ndarray,
     folds: np.ndarray,

@@ -29,7 +29,7 @@ from audiogpt2.audio import AudioError, fix_length, load_audio
 from audiogpt2.augment import waveform_variant
 from audiogpt2.cache import CACHE_FORMAT, FeatureCache, load_cache
 from audiogpt2.config import AudioConfig, AugmentConfig, Config
-from audiogpt2.data import DatasetIndex, load_dataset
+from audiogpt2.data import DatasetIndex, describe_folds, load_dataset
 from audiogpt2.features import compute_features, limit_blas_threads
 from audiogpt2.io import (
     UnsafeFileError,
@@ -239,6 +239,9 @@ def preprocess(config: Config, force: bool = False, progress: bool = True) -> Fe
 
 def _load_or_build(config: Config, force: bool, progress: bool) -> FeatureCache:
     index = load_dataset(config.data, seed=config.train.seed)
+    if progress:
+        groups = [c.group for c in index.clips]
+        log.info("Folds: " + "; ".join(describe_folds(index.labels, index.folds, groups)))
     key = cache_key(index, config.audio, config.augment, config.train.seed)
     path = Path(config.data.cache)
     remove_torn_writes(path)  # a run killed while writing the cache left its temp file

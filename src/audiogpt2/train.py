@@ -31,7 +31,7 @@ from audiogpt2.augment import mixup, random_shift
 from audiogpt2.cache import FeatureCache
 from audiogpt2.checkpoint import Checkpoint, read_checkpoint_config
 from audiogpt2.config import AugmentConfig, Config, TrainConfig, write_config
-from audiogpt2.data import split_clips
+from audiogpt2.data import split_clips, split_record
 from audiogpt2.device import select_device
 from audiogpt2.errors import AudioGPT2Error
 from audiogpt2.features import model_input
@@ -457,17 +457,22 @@ def train_arm(
         state = resume_state(run, last_path, log)
     elif resume:
         log(f"No {last_path} to resume from; starting {arm} from epoch 1")
+    val_groups = len({cache.groups[i] for i in split.val})
+    val_share = f"{config.data.val_fraction:.0%} of the training folds" if len(split.val) else "none"
     log(
         f"[{arm}] backbone {config.model.backbone}: {run.header['backbone_source']}; "
         f"{sum(p.numel() for p in run.model.parameters()):,} parameters; device {run.device}, "
         f"{run.precision.name} ({run.precision.reason}); "
         f"train {len(split.train)} clips ({len(run.loader.dataset)} rows with variants), "
-        f"val {len(split.val)}, test fold {config.data.test_fold} "
+        f"val {len(split.val)} ({val_groups} whole groups, stratified by class; {val_share}), "
+        f"test fold {config.data.test_fold} "
         f"({len(split.test)} clips, held out: scored only after training)"
     )
     with exclusive_lock(best_path.parent) if run.rank == 0 else contextlib.nullcontext():
         if run.rank == 0:
             write_config(config, best_path.parent)
+            record = split_record(split, cache.names, cache.folds.numpy(), cache.groups)
+            atomic_write_json(best_path.parent / "split.json", record)
             remove_torn_writes(best_path)
         _epochs(run, config, cache, state, best_path, progress, on_epoch_end, log)
         if config.train.average_epochs and state.averaged:
