@@ -120,7 +120,10 @@ def test_outputs_are_per_dataset_and_evaluate_follows_the_checkpoint(
         for i in range(10):
             sf.write(clips / label / f"{i}.wav", np.random.default_rng(i).normal(0, 0.1, 8000), 16000)
     assert main(["train", "--data", str(clips), "--backbone", "none", *common]) == 0
-    assert (tmp_path / "models" / "mine" / "best_baseline_model.pt").is_file()
+    from audiogpt2.config import DataConfig, dataset_slug
+
+    slug = dataset_slug(DataConfig(root=str(clips)))
+    assert slug.startswith("mine-") and (tmp_path / "models" / slug / "best_baseline_model.pt").is_file()
     assert all(p.read_bytes() == data for p, data in before.items())
     capsys.readouterr()
 
@@ -128,11 +131,11 @@ def test_outputs_are_per_dataset_and_evaluate_follows_the_checkpoint(
     # and writes beside that dataset's other outputs
     assert main(["evaluate"]) == 0
     out = capsys.readouterr().out
-    assert "models/mine/best_baseline_model.pt, the most recently trained" in out
-    assert (tmp_path / "notebooks" / "mine" / "metrics_baseline.json").is_file()
+    assert f"models/{slug}/best_baseline_model.pt, the most recently trained" in out
+    assert (tmp_path / "notebooks" / slug / "metrics_baseline.json").is_file()
     # predict names that checkpoint when given the spec's default path that this run lacks
     assert main(["predict", "models/best_model.pt", str(clips / "hum" / "0.wav")]) == 2
-    assert "most recently trained one is models/mine/best_baseline_model.pt" in capsys.readouterr().err
+    assert f"most recently trained one is models/{slug}/best_baseline_model.pt" in capsys.readouterr().err
 
     # and a checkpoint is never scored on another dataset's cache
     assert main(["evaluate", "--checkpoint", str(first), "--data", str(clips)]) == 2

@@ -143,3 +143,17 @@ def test_bad_config_value_from_cli_is_one_line(capsys):
     assert main(["preprocess", "--set", "train.epochs=zero"]) == 2
     err = capsys.readouterr().err.strip()
     assert "train.epochs" in err and len(err.splitlines()) == 1
+
+
+def test_two_datasets_with_the_same_manifest_name_get_their_own_outputs(tmp_path):
+    from audiogpt2.config import load_config, separate_outputs
+
+    outputs = []
+    for owner in ("digits", "birds"):
+        (tmp_path / owner).mkdir()
+        (tmp_path / owner / "manifest.csv").write_text("path,label\n")
+        root = str(tmp_path / owner / "manifest.csv")
+        config = separate_outputs(load_config(overrides={"data.root": root}), {"data.root"})
+        outputs.append((config.data.cache, config.paths.models))
+        assert f"{owner}-manifest-" in config.data.cache
+    assert outputs[0][0] != outputs[1][0] and outputs[0][1] != outputs[1][1]

@@ -547,10 +547,15 @@ def flat_keys(tables: dict[str, Any]) -> set[str]:
 
 
 def dataset_slug(data: DataConfig) -> str:
-    """A short folder-safe name for a dataset: ``ESC-10-esc10``, ``my_clips``, ..."""
+    """A short folder-safe name for a dataset: ``ESC-10-esc10`` for an ESC-50 layout (its
+    folder name says which copy it is); for a manifest or a folder of class folders, the
+    name and a hash of the resolved path (``digits-manifest-3f9a1c``), since two datasets may
+    both keep a ``manifest.csv`` or a ``clips/`` folder."""
     root = Path(data.root)
-    name = root.stem if root.suffix.lower() == ".csv" else root.name
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "dataset"
+    name = f"{root.parent.name}-{root.stem}" if root.suffix.lower() == ".csv" else root.name
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("-") or "dataset"
+    if not (root / "meta" / "esc50.csv").is_file():
+        name += "-" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:6]
     return f"{name}-{data.subset}" if data.subset != "all" else name
 
 
