@@ -7,7 +7,7 @@
 # as by default). Published folds 2-5 of the grid and 2-4 of GPT-2 ran as two jobs side by
 # side with `--threads 1` each (recorded in every report's hardware line); thread count
 # changes float summation order, and over 20 epochs that can move a fold by a few clips.
-# Long steps ran over several sessions on machines that did not keep runs/: each session's
+# Long steps ran over several stretches on machines that did not keep runs/: each stretch's
 # finished folds were published (benchmarks/publish_results.sh) and put back with
 # benchmarks/restore_runs.sh before the step was resumed.
 set -euo pipefail
@@ -122,7 +122,7 @@ audiogpt2 cv --name esc10-minilm-all-seeds-lr2e-5 --backbone minilm --arms basel
 #     highest validation accuracy averaged over the five folds of a seed-0 grid (`select
 #     --scope arm`; ties: lower validation loss). Pretrained and `schedule` from step 4's
 #     grid; `all` from its own seed-0 grid. Then three seeds at each arm's rate (published:
-#     two single-thread jobs side by side over sessions 13-14, the pretrained arm's seed 2
+#     two single-thread jobs side by side over 2026-11-28 to 2026-12-02, the pretrained arm's seed 2
 #     split between them with --fold, which trains the same folds as one command).
 chosen_lr() {  # the learning rate of the run chosen for arm $2 in $1/selection.json
   python -c 'import sys; sys.path.insert(0, "benchmarks"); from pathlib import Path
@@ -148,7 +148,7 @@ audiogpt2 cv --name "esc10-minilm-all-seeds-lr$LR" --backbone minilm --arms base
 # 14. Cross-machine spread (issue "Settle the spec's question"): esc10-recipe-avg seed 1,
 #     folds 1-3, rerun at the commit, resolved config, seed and thread count it was
 #     published with. Meaningful on a different CPU model than the published one's (Intel
-#     Xeon); published: an AMD EPYC, session 12, beside two other jobs.
+#     Xeon); published: an AMD EPYC, 2026-11-27, beside two other jobs.
 MAIN=$PWD DATA_ABS=$(cd "$DATA" && pwd)
 XDIR=$(realpath -m ../audiogpt2-3a6014f)
 [ -d "$XDIR" ] || git worktree add --detach "$XDIR" 3a6014f

@@ -21,7 +21,7 @@
 #   tar xzf <files_at>/runs.tar.gz && audiogpt2 report runs/esc10-minilm-seeds-lr2e-5-h100 ...
 #   python benchmarks/pretraining_table.py --suffix -h100
 # A fold still training at the deadline is lost; the next `collect` in the same warm
-# session packs what finished since. LRS limits the grid (default: all three rates);
+# lease of the machine packs what finished since. LRS limits the grid (default: all three rates);
 # `start 0` also runs the spec's CNN-only CV on the machine's CPU (XMACHINE=0: not).
 set -euo pipefail
 export PYTHONPATH=$PWD/src:/tmp/site PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
