@@ -7,6 +7,7 @@ WAV file (decode, resample, features, model) and batched model throughput in cli
 second.
 
     python benchmarks/predict.py [--repeats 20] [--threads N] [--no-export]
+    python benchmarks/predict.py --config configs/mn04.toml --backbone none   # the AudioSet front end
 """
 
 from __future__ import annotations
@@ -29,15 +30,20 @@ from audiogpt2.model import build_model
 from audiogpt2.predict import Classifier, predict_proba
 
 
-def write_checkpoint(path: Path) -> None:
-    config = Config()
+def write_checkpoint(path: Path, config_file: str | None = None, backbone_name: str | None = None) -> None:
+    """An untrained checkpoint of the default model (GPT-2-small-sized) or of ``config_file``."""
+    from audiogpt2.config import load_config
+
+    config = load_config(config_file, {"model.frontend_weights": ""}) if config_file else Config()
+    if backbone_name:
+        config.model.backbone = backbone_name
     model, backbone = build_model(config.model, config.audio, False, config.model.num_classes)
     info = Checkpoint(
         config=config,
         arm="baseline",
         classes=[f"class{i}" for i in range(50)],
         test_fold=5,
-        backbone="gpt2",
+        backbone=config.model.backbone,
         backbone_source=backbone.source,
         backbone_config=backbone.config_json,
     )
@@ -70,12 +76,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-export", action="store_true", help="only the checkpoint (fp32 PyTorch) path")
+    parser.add_argument(
+        "--config", help="model of this config (e.g. configs/mn04.toml) instead of the default"
+    )
+    parser.add_argument("--backbone", help="its backbone (e.g. none, minilm)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt, wav = Path(tmp) / "model.pt", Path(tmp) / "clip.wav"
-        write_checkpoint(ckpt)
+        write_checkpoint(ckpt, args.config, args.backbone)
         rng = np.random.default_rng(0)
         sf.write(wav, rng.uniform(-0.3, 0.3, 5 * 44100).astype(np.float32), 44100, subtype="PCM_16")
         clf = Classifier.from_checkpoint(ckpt, precision="fp32")
@@ -86,7 +96,7 @@ def main() -> None:
         stages = {"decode+resample": [], "features": [], "model": []}
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            y = load_audio(wav, 16000)
+            y = load_audio(wav, clf.config.audio.sample_rate)
             t1 = time.perf_counter()
             f = compute_features(y, clf.config.audio)
             t2 = time.perf_counter()
@@ -98,7 +108,9 @@ def main() -> None:
         print(f"stages of one warm prediction (median, PyTorch fp32): {medians}")
         feats = np.stack(
             [
-                compute_features(rng.uniform(-0.3, 0.3, 80000).astype(np.float32), clf.config.audio)
+                compute_features(
+                    rng.uniform(-0.3, 0.3, clf.config.audio.clip_samples).astype(np.float32), clf.config.audio
+                )
                 for _ in range(64)
             ]
         )

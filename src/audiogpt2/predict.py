@@ -100,6 +100,10 @@ class Classifier:
         self.model = model.to(device).eval()
         # ONNX Runtime runs its own graph (fp32 or int8): autocast would not reach it.
         onnx = type(model).__name__ == "OnnxModel"
+        if precision == "auto" and getattr(model, "backbone", None) is None:
+            # Without a transformer a model is mostly convolutions; bf16 measured slower than
+            # fp32 for one file there (docs/speed.md), so auto keeps fp32.
+            precision = "fp32"
         self.precision = FP32 if onnx else resolve_precision(precision, device)
         prepare_for_inference(self.model, self.precision)
         self.info = info

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import math
 import os
@@ -155,11 +156,9 @@ def create_app(
 
         raise ConfigError(f"max_seconds must be a positive finite number of seconds, not {max_seconds!r}")
     paths = model_path if isinstance(model_path, list) else [model_path]
-    # A server answers batches for weeks: where the CPU has native bf16, PyTorch in bf16 outruns
-    # ONNX Runtime's int8 on batches (docs/speed.md), so an export's safetensors weights are
-    # used there; elsewhere its ONNX model is.
-    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device)[0])
-    classifier = Classifier.ensemble(paths, device, precision, prefer_onnx=not bf16)
+    classifier = Classifier.ensemble(
+        paths, device, precision, prefer_onnx=not bf16_pays(paths[0], precision, device)
+    )
     batcher = MicroBatcher(classifier, max_batch, max_wait_ms)
     sr = classifier.config.audio.sample_rate
     n_classes = len(classifier.classes)
@@ -230,6 +229,19 @@ def create_app(
     # Outermost: bounds the API's bodies and the page's uploads alike, while they stream.
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
     return app
+
+
+def bf16_pays(path: str | Path, precision: str, device: str) -> bool:
+    """Whether to serve an export's safetensors weights in PyTorch bf16 rather than its ONNX
+    model: measured faster on batches for transformer models where the CPU has native bf16;
+    a model without a transformer runs fastest in ONNX Runtime fp32 (docs/speed.md)."""
+    config = Path(path) / "config.json"
+    try:
+        backbone = json.loads(config.read_text(encoding="utf-8")).get("backbone")
+    except (OSError, ValueError, AttributeError):
+        return False  # not an export folder, or a broken one that loading reports
+    wanted = precision == "bf16" or (precision == "auto" and native_bf16(device)[0])
+    return wanted and backbone != "none"
 
 
 def model_summary(classifier: Classifier) -> dict[str, Any]:
