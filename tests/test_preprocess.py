@@ -140,3 +140,29 @@ def test_short_clips_and_upsampled_audio_are_named_before_training(tmp_path, cap
     assert "most of each 5 s input would be padding" in text
     assert "--set audio.clip_seconds=1 (the 95th" in text
     assert "holds 8000 Hz audio" in text and "nothing above 4000 Hz" in text
+
+
+def test_own_short_clips_get_a_window_that_fits_them(tmp_path, capsys):
+    """Spoken-digit-like clips (0.3-0.9 s) in class folders: preprocess picks a window from
+    their lengths and says so; an explicit setting is kept."""
+    import numpy as np
+    import soundfile as sf
+
+    from audiogpt2.cli import main
+    from audiogpt2.config import load_config
+    from audiogpt2.preprocess import fit_clip_seconds
+
+    for label in ("one", "two"):
+        (tmp_path / "digits" / label).mkdir(parents=True)
+        for i in range(10):
+            y = np.random.default_rng(i).normal(0, 0.1, 4800 + 1100 * i).astype(np.float32)
+            sf.write(tmp_path / "digits" / label / f"{i}.wav", y, 16000)
+    config = load_config(overrides={"data.root": str(tmp_path / "digits")})
+    fit_clip_seconds(config)
+    assert config.audio.clip_seconds == 0.95  # 95th percentile 0.92 s, in whole 50 ms frames
+    cache = tmp_path / "c.pt"
+    assert main(["preprocess", "--data", str(tmp_path / "digits"), "--cache", str(cache), "--variants", "0"]) == 0
+    assert "audio.clip_seconds = 0.95 s, fitted to these clips" in capsys.readouterr().out
+    args = ["preprocess", "--data", str(tmp_path / "digits"), "--cache", str(cache), "--variants", "0"]
+    assert main([*args, "--set", "audio.clip_seconds=2.0"]) == 0
+    assert "fitted to these clips" not in capsys.readouterr().out

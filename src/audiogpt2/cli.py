@@ -79,7 +79,13 @@ def explicit_keys(args: argparse.Namespace) -> set[str]:
 def resolve_config(args: argparse.Namespace):
     from audiogpt2.config import separate_outputs
 
-    return separate_outputs(load_config(args.config, cli_overrides(args)), explicit_keys(args))
+    explicit = explicit_keys(args)
+    config = separate_outputs(load_config(args.config, cli_overrides(args)), explicit)
+    if args.command in ("preprocess", "train", "cv") and "audio.clip_seconds" not in explicit:
+        from audiogpt2.preprocess import fit_clip_seconds
+
+        fit_clip_seconds(config)  # your own clips: a window that fits them (ESC-50 keeps 5 s)
+    return config
 
 
 def _arms(text: str) -> list[str]:

@@ -194,6 +194,40 @@ def audio_headers(index: DatasetIndex) -> tuple[list[int], list[float]]:
     return rates, seconds
 
 
+def fit_window(seconds: list[float], audio: AudioConfig) -> float:
+    """The 95th percentile of the clip lengths, rounded up to whole frames (at least 4)."""
+    hop = audio.hop_length / audio.sample_rate
+    return float(max(4 * hop, np.ceil(round(np.percentile(seconds, 95) / hop, 6)) * hop))
+
+
+def fit_clip_seconds(config: Config) -> None:
+    """For a manifest or folder dataset, set ``audio.clip_seconds`` to a window that fits
+    its clips, and say so; an ESC-50 layout keeps its 5 s. (An explicit setting is kept.)"""
+    from audiogpt2.config import ConfigError
+
+    index = load_dataset(config.data, seed=config.train.seed)
+    if index.kind == "esc50":
+        return
+    _, seconds = audio_headers(index)
+    if not seconds:
+        return
+    window = fit_window(seconds, config.audio)
+    if abs(window - config.audio.clip_seconds) < 1e-9:
+        return
+    before = config.audio.clip_seconds
+    config.audio.clip_seconds = round(window, 6)
+    try:
+        config.validate()
+    except ConfigError:
+        config.audio.clip_seconds = before  # e.g. too few frames for the CNN: keep the default
+        return
+    log.info(
+        f"audio.clip_seconds = {config.audio.clip_seconds:g} s, fitted to these clips (the 95th "
+        f"percentile of their lengths, in whole frames; default {before:g} s). "
+        "Set --set audio.clip_seconds=... to choose another window."
+    )
+
+
 def check_sources(index: DatasetIndex, audio: AudioConfig, root: str) -> None:
     """Say what the files are, and warn where the settings would waste or invent input:
     upsampling (bands above the source's Nyquist frequency stay empty) and padding (short
@@ -207,8 +241,7 @@ def check_sources(index: DatasetIndex, audio: AudioConfig, root: str) -> None:
         f"each is cut or padded to {audio.clip_seconds:g} s (audio.clip_seconds)"
     )
     if median < 0.5 * audio.clip_seconds:
-        hop = audio.hop_length / audio.sample_rate
-        fit = max(4 * hop, np.ceil(p95 / hop) * hop)  # a whole number of frames, at least 4
+        fit = fit_window(seconds, audio)
         log.warning(
             f"Warning: most of each {audio.clip_seconds:g} s input would be padding (median clip "
             f"{median:.2f} s), and a model trained on it may learn next to nothing. Use a window that "
