@@ -160,9 +160,9 @@ def test_own_short_clips_get_a_window_that_fits_them(tmp_path, capsys):
     config = load_config(overrides={"data.root": str(tmp_path / "digits")})
     fit_clip_seconds(config)
     assert config.audio.clip_seconds == 0.95  # 95th percentile 0.92 s, in whole 50 ms frames
-    cache = tmp_path / "c.pt"
-    assert main(["preprocess", "--data", str(tmp_path / "digits"), "--cache", str(cache), "--variants", "0"]) == 0
+    data, cache = str(tmp_path / "digits"), str(tmp_path / "c.pt")
+    args = ["preprocess", "--data", data, "--cache", cache, "--variants", "0"]
+    assert main(args) == 0
     assert "audio.clip_seconds = 0.95 s, fitted to these clips" in capsys.readouterr().out
-    args = ["preprocess", "--data", str(tmp_path / "digits"), "--cache", str(cache), "--variants", "0"]
     assert main([*args, "--set", "audio.clip_seconds=2.0"]) == 0
     assert "fitted to these clips" not in capsys.readouterr().out
