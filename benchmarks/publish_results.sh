@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Copy the small outputs of finished folds (metrics, curves, config; no checkpoints) from
-# runs/ into docs/results/, then rebuild every report, the summary table and the
-# pretrained-vs-random table in docs/results.md.
+# runs/ into docs/results/, then rebuild every report, the ESC-10 summary table, the
+# pretrained-vs-random table and the ESC-50 headline tables (docs/results.md, README.md).
 #   bash benchmarks/publish_results.sh                      # every runs/esc10-* experiment
 #   bash benchmarks/publish_results.sh runs/esc10-recipe-band-minilm   # only the ones named
+#   bash benchmarks/publish_results.sh runs/esc50-mn04-seeds           # ESC-50 runs: always named
 # Name the experiments when others are still training, so no partial run is published.
 set -euo pipefail
 published=()
@@ -40,6 +41,11 @@ for run in "${runs[@]}"; do
   published+=("docs/results/$name")
 done
 echo "published: ${published[*]}"
-# every experiment kept in docs/results, not only the ones copied now
-audiogpt2 report docs/results/*/ --summary docs/results.md
+# every experiment kept in docs/results, not only the ones copied now: ESC-10 into its
+# summary table, ESC-50 into the headline tables of docs/results.md and README.md
+audiogpt2 report docs/results/esc10-*/ --summary docs/results.md
 python "$(dirname "$0")/pretraining_table.py" --runs docs/results --write docs/results.md
+if compgen -G "docs/results/esc50-*/" > /dev/null; then
+  audiogpt2 report docs/results/esc50-*/
+  python "$(dirname "$0")/esc50_table.py" --runs docs/results --write docs/results.md --write README.md
+fi
