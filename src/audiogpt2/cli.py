@@ -319,6 +319,15 @@ def build_parser() -> Parser:
     return parser
 
 
+def _write_timelines(done: list, directory: Path) -> None:
+    from audiogpt2.io import display
+    from audiogpt2.predict import timeline_names, write_timeline
+
+    for (path, result), name in zip(done, timeline_names([path for path, _ in done])):
+        png, table = write_timeline(result, directory / name, title=display(path.name))
+        print(f"timeline of {display(path)}: {png} and {table}", file=sys.stderr)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from audiogpt2.data import AUDIO_EXTENSIONS
     from audiogpt2.io import display
@@ -341,12 +350,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{exc}; {hint}") from exc
     done, skipped = predict_paths(clf, paths)
     if args.timeline_dir:
-        from audiogpt2.predict import timeline_names, write_timeline
-
-        names = timeline_names([path for path, _ in done])
-        for (path, r), name in zip(done, names):
-            png, _ = write_timeline(r, Path(args.timeline_dir) / name, title=display(path.name))
-            print(f"timeline of {display(path)}: {png} and {png.with_suffix('.csv')}", file=sys.stderr)
+        _write_timelines(done, Path(args.timeline_dir))
     if args.json:
         print(
             json.dumps(

@@ -110,8 +110,10 @@ class Classifier:
         self.config = info.config
         self.classes: list[str] = list(info.classes)
         self.device = device
-        # (model, its augment settings): one, or several averaged (Classifier.ensemble)
-        self.members: list[tuple[torch.nn.Module, AugmentConfig]] = [(self.model, self.config.augment)]
+        # (model, its augment settings, its arithmetic): one, or several averaged (ensemble)
+        self.members: list[tuple[torch.nn.Module, AugmentConfig, Precision]] = [
+            (self.model, self.config.augment, self.precision)
+        ]
 
     @classmethod
     def from_pretrained(
@@ -148,8 +150,7 @@ class Classifier:
                     f"{path} has other {what} than {paths[0]}; an ensemble needs models of one "
                     "task with one front end (train them with the same config and data)"
                 )
-            other_model = other.model if other.precision == first.precision else other.model.float()
-            first.members.append((prepare_for_inference(other_model, first.precision), other.config.augment))
+            first.members += other.members  # each keeps its own runtime and precision
         return first
 
     def window_starts(self, n_samples: int) -> list[int]:
@@ -182,8 +183,8 @@ class Classifier:
         averaged over the ensemble's members."""
         return np.mean(
             [
-                predict_proba(model, feats, aug, self.device, batch_size, self.precision)
-                for model, aug in self.members
+                predict_proba(model, feats, aug, self.device, batch_size, precision)
+                for model, aug, precision in self.members
             ],
             axis=0,
         )

@@ -176,6 +176,38 @@ def create_app(
     app = FastAPI(title="audiogpt2", version=__version__, lifespan=lifespan)
     app.state.batcher = batcher
 
+    add_info_routes(app, classifier)
+
+    @app.post("/v1/predict", openapi_extra=PREDICT_DOC)
+    async def predict(
+        request: Request,
+        top_k: int = Query(3, ge=1, le=n_classes, description="classes returned"),
+        windows: bool = Query(False, description="also return the per-window timeline"),
+    ) -> Any:
+        data = await _audio_bytes(request, max_bytes)
+        if not isinstance(data, bytes):
+            return data
+        try:
+            y = await asyncio.to_thread(decode_audio, io.BytesIO(data), sr, max_seconds)
+            feats, starts, n = await asyncio.to_thread(classifier.window_features, y, sr)
+        except AudioTooLongError as exc:
+            return _error(413, str(exc))
+        except AudioError as exc:
+            return _error(422, f"unreadable audio: {exc}")
+        result = classifier.prediction(await batcher.proba(feats), starts, n)
+        return prediction_json(result, top_k, windows, n / sr)
+
+    if page:
+        app = mount_page(app, classifier, batcher, max_seconds)
+    # Outermost: bounds the API's bodies and the page's uploads alike, while they stream.
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    return app
+
+
+def add_info_routes(app: FastAPI, classifier: Classifier) -> None:
+    """Everything but prediction: errors as JSON, health, the model's description, and a
+    GET on the prediction endpoint that says how to POST."""
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Any:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -198,36 +230,16 @@ def create_app(
                      "(or the raw bytes as audio/wav); the interactive docs are at /docs"},
         )  # fmt: skip
 
-    @app.post("/v1/predict", openapi_extra=PREDICT_DOC)
-    async def predict(
-        request: Request,
-        top_k: int = Query(3, ge=1, le=n_classes, description="classes returned"),
-        windows: bool = Query(False, description="also return the per-window timeline"),
-    ) -> Any:
-        data = await _audio_bytes(request, max_bytes)
-        if not isinstance(data, bytes):
-            return data
-        try:
-            y = await asyncio.to_thread(decode_audio, io.BytesIO(data), sr, max_seconds)
-            feats, starts, n = await asyncio.to_thread(classifier.window_features, y, sr)
-        except AudioTooLongError as exc:
-            return _error(413, str(exc))
-        except AudioError as exc:
-            return _error(422, f"unreadable audio: {exc}")
-        result = classifier.prediction(await batcher.proba(feats), starts, n)
-        return prediction_json(result, top_k, windows, n / sr)
 
-    if page:
-        import gradio as gr
+def mount_page(app: FastAPI, classifier: Classifier, batcher: MicroBatcher, max_seconds: float) -> FastAPI:
+    import gradio as gr
 
-        page_app = build_page(classifier, batcher, max_seconds)
-        app = gr.mount_gradio_app(app, page_app, path="/", ssr_mode=False)
-        # Gradio checks that an event's input files arrived through its upload endpoint only
-        # once `launch()` has run; a mounted page is never launched, so without this flag a
-        # request naming any server path (/etc/shadow, /dev/zero, a FIFO) made it open that.
-        page_app.has_launched = True
-    # Outermost: bounds the API's bodies and the page's uploads alike, while they stream.
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    page_app = build_page(classifier, batcher, max_seconds)
+    app = gr.mount_gradio_app(app, page_app, path="/", ssr_mode=False)
+    # Gradio checks that an event's input files arrived through its upload endpoint only once
+    # `launch()` has run; a mounted page is never launched, so without this flag a request
+    # naming any server path (/etc/shadow, /dev/zero, a FIFO) made it open that file.
+    page_app.has_launched = True
     return app
 
 

@@ -355,6 +355,31 @@ def save_checkpoints(run: Run, state: TrainState, improved: bool, best_path: Pat
     atomic_write_json(history_path, state.history)
 
 
+def check_unfreeze_table(model: AudioClassifier, schedule: dict[int, int], backbone: str) -> None:
+    if model.backbone is None or not schedule:
+        return
+    n_blocks = len(backbone_blocks(model.backbone))
+    if max(schedule.values()) >= n_blocks:
+        raise TrainingError(
+            f"train.unfreeze names block {max(schedule.values())}, but backbone {backbone} has "
+            f"blocks 0-{n_blocks - 1}; fix the unfreeze table"
+        )
+
+
+def describe_run(run: Run, config: Config, cache: FeatureCache, split: Any) -> str:
+    """The run's first log line: weights, size, device and precision, and the split."""
+    val_groups = len({cache.groups[i] for i in split.val})
+    val_share = f"{config.data.val_fraction:.0%} of the training folds" if len(split.val) else "none"
+    return (
+        f"[{run.arm}] backbone {config.model.backbone}: {run.header['backbone_source']}; "
+        f"{sum(p.numel() for p in run.model.parameters()):,} parameters; device {run.device}, "
+        f"{run.precision.name} ({run.precision.reason}); "
+        f"train {len(split.train)} clips ({len(run.loader.dataset)} rows with variants), "
+        f"val {len(split.val)} ({val_groups} whole groups, stratified by class; {val_share}), "
+        f"test fold {config.data.test_fold} ({len(split.test)} clips, held out: scored only after training)"
+    )
+
+
 def resumed_precision(last_path: Path, requested: str) -> str:
     """A resumed run keeps the precision it started in unless one is asked for explicitly
     (runs saved before precision was recorded ran fp32)."""
@@ -438,13 +463,7 @@ def train_arm(
     run, split = _setup(config, cache, arm)
     log = _silent if run.rank else log  # one voice: rank 0 prints and writes
     schedule = config.train.unfreeze_schedule()
-    if run.model.backbone is not None and schedule:
-        n_blocks = len(backbone_blocks(run.model.backbone))
-        if max(schedule.values()) >= n_blocks:
-            raise TrainingError(
-                f"train.unfreeze names block {max(schedule.values())}, but backbone "
-                f"{config.model.backbone} has blocks 0-{n_blocks - 1}; fix the unfreeze table"
-            )
+    check_unfreeze_table(run.model, schedule, config.model.backbone)
     trains_all = not ARMS[arm].pretrained and config.train.baseline_trainable == "all"
     if run.model.backbone is not None and not trains_all and min(schedule, default=1) > config.train.epochs:
         log(
@@ -457,17 +476,7 @@ def train_arm(
         state = resume_state(run, last_path, log)
     elif resume:
         log(f"No {last_path} to resume from; starting {arm} from epoch 1")
-    val_groups = len({cache.groups[i] for i in split.val})
-    val_share = f"{config.data.val_fraction:.0%} of the training folds" if len(split.val) else "none"
-    log(
-        f"[{arm}] backbone {config.model.backbone}: {run.header['backbone_source']}; "
-        f"{sum(p.numel() for p in run.model.parameters()):,} parameters; device {run.device}, "
-        f"{run.precision.name} ({run.precision.reason}); "
-        f"train {len(split.train)} clips ({len(run.loader.dataset)} rows with variants), "
-        f"val {len(split.val)} ({val_groups} whole groups, stratified by class; {val_share}), "
-        f"test fold {config.data.test_fold} "
-        f"({len(split.test)} clips, held out: scored only after training)"
-    )
+    log(describe_run(run, config, cache, split))
     with exclusive_lock(best_path.parent) if run.rank == 0 else contextlib.nullcontext():
         if run.rank == 0:
             write_config(config, best_path.parent)
