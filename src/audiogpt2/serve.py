@@ -152,9 +152,7 @@ def create_app(
     """The FastAPI application: /v1/predict, /v1/model, /healthz, /docs and the page at /.
     Several model paths serve their ensemble (probabilities averaged)."""
     if not (math.isfinite(max_seconds) and max_seconds > 0):
-        from audiogpt2.config import ConfigError
-
-        raise ConfigError(f"max_seconds must be a positive finite number of seconds, not {max_seconds!r}")
+        raise ValueError(f"max_seconds must be a positive finite number of seconds, not {max_seconds!r}")
     paths = model_path if isinstance(model_path, list) else [model_path]
     classifier = Classifier.ensemble(
         paths, device, precision, prefer_onnx=not bf16_pays(paths[0], precision, device)
