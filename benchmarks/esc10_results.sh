@@ -10,6 +10,9 @@
 # Long steps ran over several stretches on machines that did not keep runs/: each stretch's
 # finished folds were published (benchmarks/publish_results.sh) and put back with
 # benchmarks/restore_runs.sh before the step was resumed.
+# Every published ESC-10 run trained in fp32, before train.precision existed. On a CPU with
+# native bf16, `--precision auto` now trains in bf16: add `--precision fp32` to a step to
+# regenerate its published figures exactly (step 15 measures what bf16 changes).
 set -euo pipefail
 DATA=${1:-../shared/data/ESC-10}
 COMMON=(--data "$DATA" --subset esc10 --cache data/preprocessed/esc10.pt)
@@ -157,3 +160,17 @@ XDIR=$(realpath -m ../audiogpt2-3a6014f)
   --subset esc10 --cache data/preprocessed/esc10-recipe-avg-x.pt --backbone none --arms baseline \
   --threads 1 --seeds 1 --fold 1 --fold 2 --fold 3)
 mkdir -p runs && cp -r "$XDIR/runs/esc10-recipe-avg-xmachine" runs/
+# 15. bf16 against fp32 (issue "bf16 where the CPU has it"): the final recipe, CNN only and
+#     with MiniLM pretrained, two seeds on every fold in bf16, compared with the published
+#     fp32 runs (paired by fold and seed; the mean difference must lie within +-0.02 with an
+#     interval that contains 0). Needs a CPU with avx512_bf16 or amx_bf16.
+audiogpt2 cv --name esc10-recipe-band-bf16 --config configs/recipe.toml --data "$DATA" --precision bf16 \
+  --subset esc10 --cache data/preprocessed/esc10-recipe-band.pt --backbone none --arms baseline --threads 1 --seeds 0,1
+audiogpt2 cv --name esc10-recipe-band-minilm-bf16 --config configs/recipe.toml --precision bf16 \
+  --data "$DATA" --subset esc10 --cache data/preprocessed/esc10-recipe-band.pt --backbone minilm --arms finetuned \
+  --threads 1 --seeds 0,1
+audiogpt2 compare runs/esc10-recipe-band-bf16/seed0,runs/esc10-recipe-band-bf16/seed1 \
+  docs/results/esc10-recipe-band/seed0,docs/results/esc10-recipe-band/seed1 --out runs/compare-bf16-cnn
+audiogpt2 compare runs/esc10-recipe-band-minilm-bf16/seed0,runs/esc10-recipe-band-minilm-bf16/seed1:finetuned \
+  docs/results/esc10-recipe-band-minilm/seed0,docs/results/esc10-recipe-band-minilm/seed1:finetuned \
+  --out runs/compare-bf16-minilm
