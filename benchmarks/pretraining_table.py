@@ -6,6 +6,7 @@ whose runs are missing or unfinished is listed as such, never guessed. The "chos
 validation" rows use each arm's learning rate from the `select --scope arm` folders.
 
     python benchmarks/pretraining_table.py [--runs runs] [--suffix -h100] [--write docs/results.md]
+        [--figures docs/results/compare]   # each comparison's compare.md, pairs.png, per_class.png
 
 ``--suffix`` reads the spec-recipe runs made on a lent GPU (benchmarks/device/gpu.sh).
 ``--write`` replaces the table between the ``<!-- pretraining:begin -->`` and
@@ -18,10 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import re
 import sys
 from pathlib import Path
 
-from audiogpt2.compare import CompareError, compare
+from audiogpt2.compare import CompareError, compare, write_comparison
 from audiogpt2.report import replace_marked
 
 # where --write puts the table in its document
@@ -87,14 +90,41 @@ def comparisons(runs: str, suffix: str) -> list[tuple[str, str, str]]:
             f"{runs}/esc10-recipe-band:baseline",
         ),
     ]
-    return rows
+    return [(f"ESC-10, {label}", a, b) for label, a, b in rows] + esc50_comparisons(runs)
+
+
+def esc50_comparisons(runs: str) -> list[tuple[str, str, str]]:
+    """The same questions on ESC-50 at 16 kHz (benchmarks/esc50_results.sh), and what the
+    AudioSet front end (external data) adds."""
+    spec, spec_all = f"{runs}/esc50-minilm-seeds", f"{runs}/esc50-minilm-all-seeds"
+    cnn, mn04 = f"{runs}/esc50-cnn-only-seeds:baseline", f"{runs}/esc50-mn04-seeds:baseline"
+    mn_pre, mn_all = (
+        f"{runs}/esc50-mn04-minilm-seeds:finetuned",
+        f"{runs}/esc50-mn04-minilm-all-seeds:baseline",
+    )
+    return [
+        (f"ESC-50 at 16 kHz, {label}", a, b)
+        for label, a, b in (
+            ("spec recipe: pretrained - random (`schedule`)", f"{spec}:finetuned", f"{spec}:baseline"),
+            ("spec recipe: pretrained - random (`all`)", f"{spec}:finetuned", f"{spec_all}:baseline"),
+            ("spec recipe: pretrained MiniLM - CNN only", f"{spec}:finetuned", cnn),
+            ("mn04 front end (AudioSet) - spec CNN, both without a transformer", mn04, cnn),
+            ("mn04 front end: pretrained MiniLM - random (`all`)", mn_pre, mn_all),
+            ("mn04 front end: pretrained MiniLM - no transformer", mn_pre, mn04),
+        )
+    ]
 
 
 def num(x: float | None, fmt: str = "{:.3f}") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
-def table(runs: str, suffix: str) -> list[str]:
+def slug(label: str) -> str:
+    """A folder name for a comparison's figures."""
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def table(runs: str, suffix: str, figures: Path | None = None, document: Path | None = None) -> list[str]:
     lines = [
         "| comparison (A - B, test accuracy) | pairs (fold x seed) | mean difference, 95 % CI "
         "| p corrected (plain) | A wins / losses / ties | seed noise floor A, B |",
@@ -102,7 +132,13 @@ def table(runs: str, suffix: str) -> list[str]:
     ]
     for label, side_a, side_b in comparisons(runs, suffix):
         try:
-            r = compare(side_a, side_b)
+            if figures is None:
+                r = compare(side_a, side_b)
+            else:  # the comparison's own page and pictures beside the table
+                r, _ = write_comparison(side_a, side_b, figures / slug(label))
+                page = figures / slug(label) / "compare.md"
+                link = os.path.relpath(page, document.parent) if document else page
+                label = f"[{label}]({link})"
         except (CompareError, FileNotFoundError) as exc:
             lines.append(f"| {label} | not run yet | | | | |")
             print(f"{label}: {exc}", file=sys.stderr)
@@ -121,8 +157,11 @@ def main() -> None:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--suffix", default="")
     parser.add_argument("--write", type=Path, help="Markdown file whose table to replace")
+    parser.add_argument(
+        "--figures", type=Path, help="folder (beside --write) for each comparison's page and plots"
+    )
     args = parser.parse_args()
-    lines = table(args.runs, args.suffix)
+    lines = table(args.runs, args.suffix, args.figures, args.write)
     if args.write:
         replace_marked(args.write, BEGIN, END, "\n".join(lines))
         print(f"{args.write}: table rewritten ({len(lines) - 2} rows)")

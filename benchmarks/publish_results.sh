@@ -44,7 +44,8 @@ echo "published: ${published[*]}"
 # every experiment kept in docs/results, not only the ones copied now: ESC-10 into its
 # summary table, ESC-50 into the headline tables of docs/results.md and README.md
 audiogpt2 report docs/results/esc10-*/ --summary docs/results.md
-python "$(dirname "$0")/pretraining_table.py" --runs docs/results --write docs/results.md
+python "$(dirname "$0")/pretraining_table.py" --runs docs/results --write docs/results.md \
+  --figures docs/results/compare
 if compgen -G "docs/results/esc50-*/" > /dev/null; then
   audiogpt2 report docs/results/esc50-*/
   python "$(dirname "$0")/esc50_table.py" --runs docs/results --write docs/results.md --write README.md

@@ -136,6 +136,44 @@ def per_class_differences(a: dict, b: dict, pairs: list[tuple[int, int]]) -> lis
     ]
 
 
+def short_label(label: str) -> str:
+    """``runs/x/seed0,runs/x/seed1:arm`` -> ``x (seed0, seed1): arm`` for figure titles."""
+    dirs, _, arm = label.partition(":")  # as load_side reads it
+    paths = [Path(d) for d in dirs.split(",") if d]
+    names = sorted({p.parent.name if p.name.startswith("seed") else p.name for p in paths})
+    seeds = [p.name for p in paths if p.name.startswith("seed")]
+    return f"{', '.join(names)}" + (f" ({', '.join(seeds)})" if seeds else "") + (f": {arm}" if arm else "")
+
+
+def plot_pairs(r: dict[str, Any], path: Path) -> Path:
+    """A - B per (fold, seed) pair, with the mean and its corrected 95 % interval: the whole
+    comparison in one picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from audiogpt2.io import atomic_savefig
+
+    pairs = r["pairs"]
+    diffs = [p["diff"] for p in pairs]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(pairs) + 2), 3.6))
+    ax.bar(range(len(pairs)), diffs, color=["tab:green" if d > 0 else "tab:red" for d in diffs])
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.axhline(r["mean"], color="tab:blue", linewidth=1.2, label=f"mean {r['mean']:+.3f}")
+    if not math.isnan(r.get("ci_low", math.nan)):
+        ax.axhspan(r["ci_low"], r["ci_high"], color="tab:blue", alpha=0.15,
+                   label=f"95 % CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] (corrected)")  # fmt: skip
+    ax.set_xticks(range(len(pairs)), [f"f{p['fold']} s{p['seed']}" for p in pairs], rotation=90, fontsize=7)
+    ax.set_ylabel("test accuracy, A - B")
+    ax.set_title(f"A = {short_label(r['a'])}\nB = {short_label(r['b'])}", fontsize=8)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    out = atomic_savefig(fig, path, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def plot_per_class(r: dict[str, Any], path: Path) -> Path:
     """A bar per class of A - B test accuracy, grouped by super-category for ESC-50."""
     import matplotlib
@@ -156,7 +194,7 @@ def plot_per_class(r: dict[str, Any], path: Path) -> Path:
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(rows)), [row["class"] for row in rows], rotation=90, fontsize=7)
     ax.set_ylabel("test accuracy, A - B")
-    ax.set_title(f"per class: {r['a']} minus {r['b']} (all paired folds and seeds)", fontsize=9)
+    ax.set_title(f"per class: {short_label(r['a'])}\nminus {short_label(r['b'])} (all pairs)", fontsize=8)
     present = [g for g in colours if g in {GROUP_OF.get(row["class"]) for row in rows}]
     if present:
         ax.legend([plt.Rectangle((0, 0), 1, 1, color=colours[g]) for g in present], present, fontsize=7)
@@ -189,6 +227,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"Seed-to-seed standard deviation within a fold (noise floor): A {num(r['seed_std_a'])}, "
         f"B {num(r['seed_std_b'])}{unmeasured}.",
     ]
+    lines += ["", "![A - B per fold and seed](pairs.png)"]
     if r.get("per_class"):
         ranked = sorted(r["per_class"], key=lambda row: row["diff"])
         show = lambda rows: ", ".join(f"{x['class']} {x['diff']:+.2f}" for x in rows)  # noqa: E731
@@ -204,6 +243,7 @@ def write_comparison(
     result = compare(side_a, side_b, n_folds)
     out_dir = Path(out_dir)
     atomic_write_json(out_dir / "compare.json", result)
+    plot_pairs(result, out_dir / "pairs.png")
     if result["per_class"]:
         plot_per_class(result, out_dir / "per_class.png")
     return result, atomic_write_text(out_dir / "compare.md", to_markdown(result))
