@@ -14,7 +14,7 @@
 # native bf16, `--precision auto` now trains in bf16: add `--precision fp32` to a step to
 # regenerate its published figures exactly (step 15 measures what bf16 changes).
 set -euo pipefail
-DATA=${1:-../shared/data/ESC-10}
+DATA=${1:-data/ESC-10}
 COMMON=(--data "$DATA" --subset esc10 --cache data/preprocessed/esc10.pt)
 FOLDS_GPT2=${FOLDS_GPT2-}
 FOLDS_GRID=${FOLDS_GRID-}

@@ -7,7 +7,7 @@ sequential loop (librosa.load, librosa.feature.mfcc, librosa.effects.time_stretc
 pitch_shift) over a sample of clips, their ratio, and the extrapolated time of a
 2000-clip ESC-50-sized job.
 
-    python benchmarks/preprocess.py ../shared/data/ESC-10 [--subset esc10] [--sample 40]
+    python benchmarks/preprocess.py data/ESC-10 [--subset esc10] [--sample 40]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ The same best-on-validation checkpoints are scored on the same test folds; only
 copied from the original run) and OUT_DIR/report.md.
 
     python benchmarks/reevaluate_tta.py runs/esc10-recipe-cnn-only runs/esc10-recipe-cnn-only-notta \
-        --config configs/recipe.toml --data ../shared/data/ESC-10 --subset esc10 --tta 1
+        --config configs/recipe.toml --data data/ESC-10 --subset esc10 --tta 1
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ uploaded in headless Chromium (Debian's chromium and chromium-driver).
     python benchmarks/serve_screenshot.py CHECKPOINT ESC50_ROOT [--fold 1] [--out docs/serve.png]
 
 The published picture used runs/esc10-recipe-cnn-only/fold1/baseline/best.pt and
-../shared/data/ESC-10 (fold 1 is that checkpoint's test fold).
+data/ESC-10 (fold 1 is that checkpoint's test fold).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ torch.cuda.get_device_name(0), 'transformers', transformers.__version__, 'libros
       # The cross-machine spread (issue "Settle the spec's question"): the spec's CNN-only
       # CV, seed 0, on this machine's CPU with 2 threads, as run here by
       #   audiogpt2 cv --name esc10-cnn-only-xmachine --backbone none --arms baseline \
-      #     --data ../shared/data/ESC-10 --subset esc10 --cache data/preprocessed/esc10.pt --seeds 0 --device cpu --threads 2
+      #     --data data/ESC-10 --subset esc10 --cache data/preprocessed/esc10.pt --seeds 0 --device cpu --threads 2
       # then: audiogpt2 compare runs/esc10-cnn-only-xmachine-device:baseline runs/esc10-cnn-only-xmachine:baseline
       setsid nohup "${CACHED_CV[@]}" --name esc10-cnn-only-xmachine-device --backbone none --arms baseline \
         --seeds 0 --device cpu --threads 2 > logs/cnn-only-xmachine.log 2>&1 &

@@ -7,7 +7,7 @@
 # seeds' feature caches of step 13 (data/preprocessed/esc10-seed{0,1,2}.pt, 19 MB each;
 # the same files step 13 builds and uses here).
 set -euo pipefail
-DATA=${1:-../shared/data/ESC-10}
+DATA=${1:-data/ESC-10}
 PY=${PYTHON:-python}
 PKGS="librosa soxr soundfile cffi pycparser audioread decorator pooch platformdirs"
 # shellcheck disable=SC2086
