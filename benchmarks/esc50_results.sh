@@ -4,9 +4,10 @@
 # where it stopped (one folder per seed, fold and arm; finished folds are skipped, an
 # unfinished one resumes from its last epoch): rerun the same step after an interruption.
 #   bash benchmarks/esc50_results.sh STEP [dataset root]
-# STEP: cnn-only | minilm | mn04-search | mn04 | mn04-minilm | all. MN04_WEIGHTS: a local copy of the mn04 weights
-# (default: the release name, downloaded once). Each job runs with one thread (two jobs side by side on 2
-# cores), and precision "auto" (bf16 autocast where the CPU has it: recorded per run).
+# STEP: cnn-only | minilm | mn04-search | mn04 | mn04-minilm | recipe-search |
+#   mn04-minilm-search | all. MN04_WEIGHTS: a local copy of the mn04 weights (default: the
+#   release name, downloaded once). Each job runs with one thread (two jobs side by side on
+#   2 cores) and precision "auto" (bf16 autocast where the CPU has it; recorded per run).
 set -euo pipefail
 STEP=${1:-all}
 DATA=${2:-data/ESC-50-16k}
@@ -48,4 +49,25 @@ if [ "$STEP" = mn04-minilm ] || [ "$STEP" = all ]; then
     --arms finetuned --seeds 0,1,2
   audiogpt2 cv --name esc50-mn04-minilm-all-seeds "${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone minilm \
     --arms baseline --baseline-trainable all --seeds 0,1,2
+fi
+if [ "$STEP" = recipe-search ] || [ "$STEP" = all ]; then
+  # 6. A recipe for ESC-50 at 16 kHz without external data, chosen on the validation splits
+  #    of folds 1-2 only (configs/search/esc50-16k.toml states the rule). The base, then one
+  #    change at a time: more mel bands, a wider CNN, lighter mixup, more epochs.
+  SEARCH=(--config configs/search/esc50-16k.toml --data "$DATA" --threads 1 --backbone none --arms baseline
+    --fold 1 --fold 2 --validation-only)
+  audiogpt2 cv --name esc50-search-base "${SEARCH[@]}"
+  audiogpt2 cv --name esc50-search-mels128 "${SEARCH[@]}" --set audio.n_mels=128 --set augment.freq_mask=16
+  audiogpt2 cv --name esc50-search-wide "${SEARCH[@]}" --set "model.cnn_channels=[64, 128, 256, 512]"
+  audiogpt2 cv --name esc50-search-mixup02 "${SEARCH[@]}" --set augment.mixup_alpha=0.2
+  audiogpt2 cv --name esc50-search-epochs100 "${SEARCH[@]}" --set train.epochs=100 --set train.average_epochs=30
+fi
+if [ "$STEP" = mn04-minilm-search ] || [ "$STEP" = all ]; then
+  # 7. How mn04's map becomes MiniLM's tokens, and whether mn04 trains: fold 1's validation
+  #    split only. One token per time step (16, projected) against one per cell (64); the
+  #    front end fine-tuned against frozen.
+  MNS=("${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone minilm --arms finetuned --fold 1 --validation-only)
+  audiogpt2 cv --name esc50-search-mn04-minilm-time "${MNS[@]}"
+  audiogpt2 cv --name esc50-search-mn04-minilm-cell "${MNS[@]}" --set model.frontend_tokens=cell
+  audiogpt2 cv --name esc50-search-mn04-minilm-frozen "${MNS[@]}" --set model.frontend_trainable=false
 fi
