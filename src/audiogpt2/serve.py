@@ -370,6 +370,8 @@ def feature_picture(feats: np.ndarray, classifier: Classifier) -> np.ndarray:
     ax.set_ylabel("MFCC" if audio.features == "mfcc" else "mel band")
     what = "MFCCs" if audio.features == "mfcc" else "log-mel bands"
     scale = "normalised per clip" if audio.normalize == "clip" else "dB about the clip's mean"
+    if audio.features == "efficientat":
+        scale = "log, scaled as in AudioSet training"
     ax.set_title(f"{what} ({scale})", fontsize=9)
     fig.tight_layout()
     return figure_array(fig)
