@@ -76,22 +76,35 @@ def row_cells(runs: Path, name: str, arm: str) -> tuple[str, str, str, str] | No
     unfinished = "; ".join(f"{s}: folds {', '.join(map(str, f))}" for s, f in partial.items())
     done = f"{len(complete)}" + (f" (+ {unfinished})" if partial else "")
     each = ", ".join(f"{m:.3f}" for m in means) or "-"
-    return acc, ens, done, each
+    return acc, ens, done, each, machine(per_seed)
+
+
+def machine(per_seed: dict[str, dict[int, dict]]) -> str:
+    """Training time per seed (all five folds, mean over complete seeds) and where it ran:
+    CPU model, threads and arithmetic, as each fold's metrics recorded them."""
+    folds = [f["metrics"] for done in per_seed.values() for f in done.values()]
+    minutes = [sum(f["metrics"].get("train_seconds", 0) for f in done.values()) / 60
+               for done in per_seed.values() if len(done) == 5]  # fmt: skip
+    hw = {(m.get("hardware", {}).get("cpu", "?"), m.get("hardware", {}).get("cpu_flags", ""),
+           m.get("hardware", {}).get("torch_threads"), m.get("arithmetic", "fp32")) for m in folds}  # fmt: skip
+    where = "; ".join(f"{cpu}{f' ({flags})' if flags else ''}, {threads} thread(s), {arith}"
+                      for cpu, flags, threads, arith in sorted(hw, key=str))  # fmt: skip
+    return (f"{np.mean(minutes):.0f} min per seed; " if minutes else "") + where
 
 
 def table(runs: Path) -> str:
     lines = [
         "| system | test accuracy, mean ± std over seeds | seeds' ensemble | seeds (5 folds each) "
-        "| per-seed means | data | external data | command |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| per-seed means | data | external data | training time and machine | command |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for title, name, arm, external, command in ROWS:
         cells = row_cells(runs, name, arm)
         if cells is None:
             continue
-        acc, ens, done, each = cells
+        acc, ens, done, each, where = cells
         lines.append(f"| {title} | {acc} | {ens} | {done} | {each} | ESC-50 at 16 kHz, official folds 1-5, "
-                     f"{SPLIT} | {external} | `{command}` |")  # fmt: skip
+                     f"{SPLIT} | {external} | {where} | `{command}` |")  # fmt: skip
     lines += ["", "Published figures (their own papers; 44.1 kHz audio, official 5-fold CV):", "",
               "| system | ESC-50 accuracy | data | folds | external data |",
               "| --- | --- | --- | --- | --- |"]  # fmt: skip

@@ -45,6 +45,14 @@ def test_hardware_line_names_the_cpu_model(tmp_path):
     assert hardware["cpu"] and hardware["torch_threads"] >= 1
 
 
+def test_hardware_line_names_the_flags_that_decide_the_arithmetic(monkeypatch):
+    import audiogpt2.precision as precision
+    from audiogpt2.experiment import hardware_info
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"fpu", "avx2", "amx_bf16", "avx512_bf16", "sse"})
+    assert hardware_info("cpu")["cpu_flags"] == "amx_bf16 avx2 avx512_bf16"
+
+
 @pytest.mark.slow
 def test_cv_report_on_a_tiny_real_run(small_config, small_cache, tmp_path):
     from audiogpt2.experiment import run_cv

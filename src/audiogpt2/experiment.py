@@ -56,6 +56,12 @@ def hardware_info(device: Any) -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+    from audiogpt2.precision import cpu_flags
+
+    # the flags that decide the arithmetic (precision "auto") and its speed
+    info["cpu_flags"] = " ".join(
+        sorted(cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"})
+    )
     if str(device).startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
