@@ -85,8 +85,8 @@ def machine(per_seed: dict[str, dict[int, dict]]) -> str:
     folds = [f["metrics"] for done in per_seed.values() for f in done.values()]
     minutes = [sum(f["metrics"].get("train_seconds", 0) for f in done.values()) / 60
                for done in per_seed.values() if len(done) == 5]  # fmt: skip
-    hw = {(m.get("hardware", {}).get("cpu", "?"), m.get("hardware", {}).get("cpu_flags", ""),
-           m.get("hardware", {}).get("torch_threads"), m.get("arithmetic", "fp32")) for m in folds}  # fmt: skip
+    hardware = [(m.get("hardware", {}), m.get("arithmetic", "fp32")) for m in folds]
+    hw = {(h.get("cpu", "?"), h.get("cpu_flags", ""), h.get("torch_threads"), arith) for h, arith in hardware}
     where = "; ".join(f"{cpu}{f' ({flags})' if flags else ''}, {threads} thread(s), {arith}"
                       for cpu, flags, threads, arith in sorted(hw, key=str))  # fmt: skip
     return (f"{np.mean(minutes):.0f} min per seed; " if minutes else "") + where
