@@ -74,6 +74,8 @@ def _check_fields(data: dict[str, Any], source: str | Path) -> None:
     """The fields that name things (files, folders, labels) are data: refuse what this package
     never writes, so nothing derived from them can leave its folder or mislabel a result."""
     where = display(source)
+    if not isinstance(data.get("config"), dict):
+        raise UnsafeFileError(f"{where} holds no config table; the file is damaged or was edited")
     if data.get("arm") not in ARM_NAMES:
         raise UnsafeFileError(f"{where}: arm {data.get('arm')!r} is not one of {', '.join(ARM_NAMES)}; "
                               "the file is damaged or was edited")  # fmt: skip

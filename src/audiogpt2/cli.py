@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -82,9 +83,12 @@ def resolve_config(args: argparse.Namespace):
     explicit = explicit_keys(args)
     config = separate_outputs(load_config(args.config, cli_overrides(args)), explicit)
     if args.command in ("preprocess", "train", "cv") and "audio.clip_seconds" not in explicit:
+        from audiogpt2.data import DatasetError
         from audiogpt2.preprocess import fit_clip_seconds
 
-        fit_clip_seconds(config)  # your own clips: a window that fits them (ESC-50 keeps 5 s)
+        # the command itself reports a problem with the data, after checking its own flags
+        with contextlib.suppress(DatasetError):
+            fit_clip_seconds(config)  # your own clips: a window that fits them (ESC-50 keeps 5 s)
     return config
 
 

@@ -368,14 +368,16 @@ def check_unfreeze_table(model: AudioClassifier, schedule: dict[int, int], backb
 
 def describe_run(run: Run, config: Config, cache: FeatureCache, split: Any) -> str:
     """The run's first log line: weights, size, device and precision, and the split."""
-    val_groups = len({cache.groups[i] for i in split.val})
-    val_share = f"{config.data.val_fraction:.0%} of the training folds" if len(split.val) else "none"
+    val = f"val {len(split.val)}"
+    if len(split.val):
+        groups = len({cache.groups[i] for i in split.val})
+        share = f"{config.data.val_fraction:.0%} of the training folds"
+        val += f" ({groups} whole groups, stratified by class; {share})"
     return (
         f"[{run.arm}] backbone {config.model.backbone}: {run.header['backbone_source']}; "
         f"{sum(p.numel() for p in run.model.parameters()):,} parameters; device {run.device}, "
         f"{run.precision.name} ({run.precision.reason}); "
-        f"train {len(split.train)} clips ({len(run.loader.dataset)} rows with variants), "
-        f"val {len(split.val)} ({val_groups} whole groups, stratified by class; {val_share}), "
+        f"train {len(split.train)} clips ({len(run.loader.dataset)} rows with variants), {val}, "
         f"test fold {config.data.test_fold} ({len(split.test)} clips, held out: scored only after training)"
     )
 
