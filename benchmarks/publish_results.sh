@@ -46,6 +46,7 @@ echo "published: ${published[*]}"
 audiogpt2 report docs/results/esc10-*/ --summary docs/results.md
 python "$(dirname "$0")/pretraining_table.py" --runs docs/results --write docs/results.md \
   --figures docs/results/compare
+python "$(dirname "$0")/runs_appendix.py" --runs docs/results --write docs/results.md
 if compgen -G "docs/results/esc50-*/" > /dev/null; then
   audiogpt2 report docs/results/esc50-*/
   python "$(dirname "$0")/esc50_table.py" --runs docs/results --write docs/results.md --write README.md
