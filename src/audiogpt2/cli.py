@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,24 @@ def build_parser() -> Parser:
 
     sub.required = True
 
+    _pipeline_commands(command)
+    _analysis_commands(command)
+    _model_commands(command)
+    return parser
+
+
+Command = Callable[[str, str], argparse.ArgumentParser]
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    """Where and in what arithmetic a trained model runs (predict, serve)."""
+    p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="forward pass: auto (bf16 where native), fp32 or bf16 (default auto)")  # fmt: skip
+
+
+def _pipeline_commands(command: Command) -> None:
+    """demo, preprocess, train, evaluate and cv: the commands that read the config."""
     p = command("demo", help="whole pipeline on a synthetic dataset, offline, in minutes")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     from audiogpt2.demo import DEMO_OVERRIDES, DEMO_SETS_ITSELF
@@ -245,6 +264,9 @@ def build_parser() -> Parser:
         help="repeated CV: comma-separated seeds, each into <out>/seed<k>/ (default: train.seed only)",
     )
 
+
+def _analysis_commands(command: Command) -> None:
+    """report, select and compare: the commands that read finished runs."""
     p = command("report", help="rebuild cv reports from saved outputs, without training")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by `audiogpt2 cv`")
     p.add_argument(
@@ -269,6 +291,9 @@ def build_parser() -> Parser:
     p.add_argument("--out", help="folder for compare.json and compare.md (default runs/compare)")
     p.add_argument("--n-folds", type=_positive_int, default=5, help="folds of the CV (default 5)")
 
+
+def _model_commands(command: Command) -> None:
+    """predict, export, serve and download."""
     p = command("predict", help="classify audio files with a trained checkpoint")
     p.add_argument("checkpoint", help="a .pt checkpoint written by train or cv, or an export folder")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files, or folders to search")
@@ -287,9 +312,7 @@ def build_parser() -> Parser:
         metavar="CHECKPOINT",
         help="average with this checkpoint or export too, e.g. another seed's (repeatable)",
     )  # noqa: E501
-    p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="forward pass: auto (bf16 where native), fp32 or bf16 (default auto)")  # fmt: skip
+    _add_runtime_args(p)
 
     p = command("export", help="write a checkpoint as safetensors or ONNX for other runtimes")
     p.add_argument("checkpoint", help="a .pt checkpoint written by train or cv")
@@ -311,16 +334,13 @@ def build_parser() -> Parser:
     p.add_argument("--no-page", action="store_true", help="API only, no web page at /")
     p.add_argument("--ensemble", action="append", default=[], metavar="CHECKPOINT",
                    help="average with this checkpoint or export too (repeatable)")  # fmt: skip
-    p.add_argument("--device", default="cpu", help="cpu | cuda[:N] | mps (default cpu)")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="forward pass: auto (bf16 where native), fp32 or bf16 (default auto)")  # fmt: skip
+    _add_runtime_args(p)
 
     p = command("download", help="download a dataset (network)")
     p.add_argument("dataset", choices=["esc50"], help="the dataset to fetch: esc50 (about 600 MB)")
     p.add_argument("--dest", default="data", help="parent folder (default data -> data/ESC-50)")
     p.add_argument("--url", default=None, help="archive URL (default: the official one)")
     p.add_argument("--sha256", default=None, help="expected SHA-256 of the archive")
-    return parser
 
 
 def _write_timelines(done: list, directory: Path) -> None:
