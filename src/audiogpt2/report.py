@@ -308,58 +308,68 @@ def build_seed_report(run_dir: str | Path) -> Path:
     lines = [f"# Repeated cross-validation: {run_dir.name} ({n_seeds} seed{'s' if n_seeds > 1 else ''})", ""]
     summary: dict[str, Any] = {"run_dir": str(run_dir), "seeds": list(per_seed), "arms": {}}
     for arm in arms:
-        folds = sorted({f for found in per_seed.values() for f in found.get(arm, {})})
-        acc = {
-            (name, f): found[arm][f]["metrics"]["accuracy"]
-            for name, found in per_seed.items()
-            for f in found.get(arm, {})
-        }
-        by_fold = {f: [a for (_, g), a in acc.items() if g == f] for f in folds}
-        spreads = {f: float(np.std(v, ddof=1)) for f, v in by_fold.items() if len(v) > 1}
-        means = {name: float(np.mean([a for (n, _), a in acc.items() if n == name])) for name in per_seed}
-        summary["arms"][arm] = {"seed_means": means, "fold_seed_std": spreads}
-        lines += [
-            f"## {arm}",
-            "",
-            "| fold | " + " | ".join(per_seed) + " | seed-to-seed std |",
-            "| --- | " + " | ".join("---" for _ in per_seed) + " | --- |",
-        ]
-        for f in folds:
-            cells = " | ".join(f"{acc[(n, f)]:.3f}" if (n, f) in acc else "-" for n in per_seed)
-            spread = f"{spreads[f]:.3f}" if f in spreads else "n/a (one seed)"
-            lines.append(f"| {f} | {cells} | {spread} |")
-        floor = f"{np.mean(list(spreads.values())):.3f}" if spreads else "not measurable with one seed"
-        # a seed still training (or stopped) covers fewer folds: its mean is not comparable
-        partial = {n: [f for f in every_fold if (n, f) in acc] for n in per_seed}
-        partial = {n: done for n, done in partial.items() if len(done) < len(every_fold)}
-        summary["arms"][arm]["incomplete_seeds"] = partial
-        lines += [
-            "| mean | "
-            + " | ".join(f"{means[n]:.3f}" + (" (partial)" if n in partial else "") for n in per_seed)
-            + " | |",
-            "",
-            *(
-                f"Incomplete: {n} has only fold{'s' if len(done) > 1 else ''} "
-                f"{', '.join(map(str, done))} (still training, or stopped); its mean covers those folds only."
-                for n, done in partial.items()
-            ),
-            *([""] if partial else []),
-            f"Mean over folds and seeds: {np.mean(list(acc.values())):.3f}; seed-to-seed standard "
-            f"deviation within a fold, averaged over folds: {floor} (the noise floor).",
-            "",
-        ]
-        ensemble = seed_ensemble({name: found.get(arm, {}) for name, found in per_seed.items()})
-        if ensemble:
-            summary["arms"][arm]["ensemble"] = ensemble
-            per_fold = ", ".join(f"{a:.3f}" for a in ensemble["per_fold"])
-            lines += [
-                f"Ensemble of the {len(per_seed)} seeds (their test probabilities averaged per clip), "
-                f"folds {', '.join(map(str, ensemble['folds']))}: test accuracy "
-                f"{_fmt(ensemble)} ({per_fold}).",
-                "",
-            ]
+        lines += _seed_arm_section(arm, per_seed, every_fold, summary)
     atomic_write_json(run_dir / "report.json", summary)
     return atomic_write_text(run_dir / "report.md", "\n".join(lines))
+
+
+def _seed_arm_section(
+    arm: str, per_seed: dict[str, dict[str, Any]], every_fold: list[int], summary: dict[str, Any]
+) -> list[str]:
+    """One arm's part of a repeated CV's report: accuracy per fold and seed, the seed-to-seed
+    spread, incomplete seeds and the seeds' ensemble; fills ``summary["arms"][arm]``."""
+    lines: list[str] = []
+    folds = sorted({f for found in per_seed.values() for f in found.get(arm, {})})
+    acc = {
+        (name, f): found[arm][f]["metrics"]["accuracy"]
+        for name, found in per_seed.items()
+        for f in found.get(arm, {})
+    }
+    by_fold = {f: [a for (_, g), a in acc.items() if g == f] for f in folds}
+    spreads = {f: float(np.std(v, ddof=1)) for f, v in by_fold.items() if len(v) > 1}
+    means = {name: float(np.mean([a for (n, _), a in acc.items() if n == name])) for name in per_seed}
+    summary["arms"][arm] = {"seed_means": means, "fold_seed_std": spreads}
+    lines += [
+        f"## {arm}",
+        "",
+        "| fold | " + " | ".join(per_seed) + " | seed-to-seed std |",
+        "| --- | " + " | ".join("---" for _ in per_seed) + " | --- |",
+    ]
+    for f in folds:
+        cells = " | ".join(f"{acc[(n, f)]:.3f}" if (n, f) in acc else "-" for n in per_seed)
+        spread = f"{spreads[f]:.3f}" if f in spreads else "n/a (one seed)"
+        lines.append(f"| {f} | {cells} | {spread} |")
+    floor = f"{np.mean(list(spreads.values())):.3f}" if spreads else "not measurable with one seed"
+    # a seed still training (or stopped) covers fewer folds: its mean is not comparable
+    partial = {n: [f for f in every_fold if (n, f) in acc] for n in per_seed}
+    partial = {n: done for n, done in partial.items() if len(done) < len(every_fold)}
+    summary["arms"][arm]["incomplete_seeds"] = partial
+    lines += [
+        "| mean | "
+        + " | ".join(f"{means[n]:.3f}" + (" (partial)" if n in partial else "") for n in per_seed)
+        + " | |",
+        "",
+        *(
+            f"Incomplete: {n} has only fold{'s' if len(done) > 1 else ''} "
+            f"{', '.join(map(str, done))} (still training, or stopped); its mean covers those folds only."
+            for n, done in partial.items()
+        ),
+        *([""] if partial else []),
+        f"Mean over folds and seeds: {np.mean(list(acc.values())):.3f}; seed-to-seed standard "
+        f"deviation within a fold, averaged over folds: {floor} (the noise floor).",
+        "",
+    ]
+    ensemble = seed_ensemble({name: found.get(arm, {}) for name, found in per_seed.items()})
+    if ensemble:
+        summary["arms"][arm]["ensemble"] = ensemble
+        per_fold = ", ".join(f"{a:.3f}" for a in ensemble["per_fold"])
+        lines += [
+            f"Ensemble of the {len(per_seed)} seeds (their test probabilities averaged per clip), "
+            f"folds {', '.join(map(str, ensemble['folds']))}: test accuracy "
+            f"{_fmt(ensemble)} ({per_fold}).",
+            "",
+        ]
+    return lines
 
 
 def select_by_validation(run_dirs: list[str | Path], out_dir: str | Path, scope: str = "fold") -> Path:
