@@ -145,3 +145,17 @@ def test_a_mobilenet_front_end_trains_exports_and_predicts(esc_root, tiny_gpt2_d
     exported = Classifier.from_pretrained(tmp_path / "onnx").predict_file(clip)
     assert exported.labels == reference.labels
     np.testing.assert_allclose(exported.probabilities, reference.probabilities, atol=1e-4)
+
+
+@needs_mn04
+def test_build_model_loads_the_released_front_end_and_says_so():
+    from audiogpt2.model import build_model
+    from audiogpt2.train import param_groups
+
+    config = load_config(CONFIG, {"model.frontend_weights": str(MN04), "model.backbone": "none"})
+    model, backbone = build_model(config.model, config.audio, False, 50)
+    released = load_released(str(MN04), 0.4)
+    assert torch.equal(model.cnn.net.features[0][0].weight, released["features.0.0.weight"])
+    assert "AudioSet-pretrained weights (mn04_as_mAP_432.pt: external data)" in backbone.source
+    groups = {g["name"]: g["lr"] for g in param_groups(model, config.train)}
+    assert groups["frontend"] == config.train.lr_frontend != groups["head"]

@@ -7,6 +7,7 @@ only difference between the two arms of the experiment (nanoGPT's ``init_from``)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import os
@@ -358,6 +359,10 @@ def build_model(
     model = AudioClassifier.from_config(backbone.module, backbone.hidden_size, num_classes, model_cfg, audio)
     if model_cfg.frontend_weights:
         load_frontend_weights(model, model_cfg)
+        # what the weights are, in every log line, checkpoint and report that names them
+        name = Path(model_cfg.frontend_weights).name
+        extra = f"front end {model_cfg.frontend} with AudioSet-pretrained weights ({name}: external data)"
+        backbone = dataclasses.replace(backbone, source=f"{backbone.source}; {extra}")
     for p in model.frontend_parameters():
         p.requires_grad_(model_cfg.frontend_trainable)
     return model, backbone
