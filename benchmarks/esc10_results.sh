@@ -174,3 +174,10 @@ audiogpt2 compare runs/esc10-recipe-band-bf16/seed0,runs/esc10-recipe-band-bf16/
 audiogpt2 compare runs/esc10-recipe-band-minilm-bf16/seed0,runs/esc10-recipe-band-minilm-bf16/seed1:finetuned \
   docs/results/esc10-recipe-band-minilm/seed0,docs/results/esc10-recipe-band-minilm/seed1:finetuned \
   --out runs/compare-bf16-minilm
+# 16. The AudioSet front end repeated on ESC-10 (issue "A pretrained audio front end"):
+#     mn04 fine-tuned with a pooled head, three seeds on every fold. ESC-10 is 44.1 kHz
+#     audio, so the band the weights were trained with (fmax 15 kHz) exists and stays.
+#     External data: AudioSet. MN04_WEIGHTS: a local copy of the weights (default: the
+#     release name, downloaded once).
+audiogpt2 cv --name esc10-mn04-seeds --config configs/mn04.toml --data "$DATA" --subset esc10 \
+  --frontend-weights "${MN04_WEIGHTS:-mn04_as}" --backbone none --arms baseline --threads 1 --seeds 0,1,2

@@ -39,6 +39,7 @@ def config_for(cache: str, backbone: str, batch: int, sync_bn: bool = False):
             "train.batch_size": batch,
             "train.unfreeze": {"2": 0, "3": 1},
             "train.threads": 1,
+            "train.device": "cpu",  # gloo processes, also where a GPU exists
             "train.sync_batchnorm": sync_bn,
             # torch's per-tensor AdamW: the comparisons are about gradients and BatchNorm
             # statistics, and the fused kernel's other rounding adds float noise of its own

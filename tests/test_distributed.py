@@ -11,10 +11,22 @@ import pytest
 from helpers import small_overrides, train_cli_args
 
 
+def torchrun(nproc: int) -> list[str]:
+    """``torchrun`` on a free port: several test processes (pytest-xdist) may launch at once."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run"]
+    return [*launcher, "--nproc_per_node", str(nproc), "--master_port", str(port)]
+
+
 @pytest.mark.slow
 def test_data_parallel_training_with_two_gloo_processes(esc_root, tiny_gpt2_dir, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "audiogpt2"]
+    cmd = [*torchrun(2), "-m", "audiogpt2"]
     cmd += train_cli_args(esc_root, tiny_gpt2_dir, tmp_path, "baseline", "b.pt", epochs=2)
+    cmd += ["--device", "cpu"]  # gloo processes, also where a GPU exists
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -82,7 +94,7 @@ def test_ddp_matches_hand_averaged_gradients_and_syncbn_matches_one_process(
     overrides = small_overrides(esc_root, dropout_free_gpt2, cache)
     built = preprocess(load_config(overrides=overrides), progress=False)
     worker = Path(ddp_worker.__file__)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(worker)]
+    cmd = [*torchrun(2), str(worker)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [*cmd, str(cache), str(dropout_free_gpt2), str(tmp_path)], capture_output=True, text=True, env=env,
@@ -137,8 +149,24 @@ def test_ranks_exit_cleanly_after_their_last_collective(tmp_path):
     group at exit. Six runs: a regression fails this with probability ~0.9."""
     script = tmp_path / "exit_worker.py"
     script.write_text(EXIT_WORKER)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)]
+    cmd = [*torchrun(2), str(script)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for _ in range(6):
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_more_processes_than_gpus_is_refused_in_one_line(monkeypatch):
+    """torchrun with two processes on a one-GPU machine: the second would ask for cuda:1."""
+    import torch
+
+    from audiogpt2 import distributed
+    from audiogpt2.device import DeviceError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    expected = "2 processes on this machine, but it has 1 CUDA GPU.*--nproc_per_node 1"
+    with pytest.raises(DeviceError, match=expected):
+        distributed.init(torch.device("cuda"))

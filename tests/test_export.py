@@ -120,3 +120,17 @@ def test_lock_files_and_torn_write_cleanup_touch_nothing_of_the_users(tmp_path):
     ours.write_text("torn")
     assert remove_torn_writes(tmp_path / "run" / "best.pt") == [ours]
     assert users.exists() and not ours.exists()
+
+
+def test_a_failed_int8_quantization_keeps_the_fp32_model_and_says_so(checkpoint, tmp_path, monkeypatch):
+    import onnxruntime.quantization
+
+    def broken(*_, **__):
+        raise RuntimeError("[ShapeInferenceError] Inferred shape and existing shape differ")
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", broken)
+    said = r"model.onnx \(fp32\) was written.*could not quantize.*without --int8"
+    with pytest.raises(ExportError, match=said):
+        export(checkpoint, tmp_path / "q", "onnx", int8=True)
+    assert OnnxModel(tmp_path / "q" / "model.onnx") is not None
+    assert not (tmp_path / "q" / "model.int8.onnx").exists()

@@ -22,6 +22,8 @@ import torch.distributed.nn.functional as dist_fn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from audiogpt2.device import DeviceError
+
 
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -34,7 +36,14 @@ def init(device: torch.device) -> tuple[int, int, torch.device]:
     if world == 1:
         return 0, 1, device
     if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if local_rank >= gpus:
+            raise DeviceError(
+                f"torchrun started {os.environ.get('LOCAL_WORLD_SIZE', local_rank + 1)} processes on "
+                f"this machine, but it has {gpus} CUDA GPU(s) and each process needs its own: "
+                f"use --nproc_per_node {gpus}, or --device cpu for processes on the CPU"
+            )
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

@@ -256,17 +256,21 @@ class Run:
         state.averaged += 1
 
     def prepare_forward(self) -> None:
-        """Under torchrun, a DistributedDataParallel wrapper over the parameters that train
-        this epoch, rebuilt only when that set changed (blocks unfroze); then compiled when
-        asked (compiling the wrapper lets DDP split the graph at its gradient buckets)."""
-        if self.world == 1:
+        """The training forward for the parameters that train this epoch, rebuilt only when
+        that set changed (blocks unfroze): under torchrun a DistributedDataParallel wrapper
+        over them; compiled when asked (compiling the wrapper lets DDP split the graph at its
+        gradient buckets). A compiled graph is traced afresh, since some PyTorch versions
+        kept the old graph, without gradients for the newly unfrozen blocks (seen on CUDA)."""
+        if self.world == 1 and not self.compile:
             return
         key = distributed.trainable_key(self.model)
         if key == self.wrapped:
             return
         self.forward = self.model  # drop the old wrapper (and its gradient hooks) first
-        ddp = distributed.wrap(self.model, self.device)
-        self.forward = torch.compile(ddp) if self.compile else ddp
+        if self.compile:
+            torch.compiler.reset()
+        inner = distributed.wrap(self.model, self.device) if self.world > 1 else self.model
+        self.forward = torch.compile(inner) if self.compile else inner
         self.wrapped = key
 
 
@@ -414,7 +418,8 @@ def resume_state(run: Run, last_path: Path, log: Callable) -> TrainState:
         load_weights(run.model, saved["model"])
         run.optimizer.load_state_dict(saved["optimizer"])
         run.scheduler.load_state_dict(saved["scheduler"])
-        run.average = saved.get("average")
+        average = saved.get("average")  # saved from wherever it trained: onto this run's device
+        run.average = {k: v.to(run.device) for k, v in average.items()} if average else None
     except (RuntimeError, ValueError, KeyError) as exc:
         raise TrainingError(
             f"{last_path} holds another architecture or optimizer layout ({str(exc).splitlines()[0]}); "
@@ -571,8 +576,8 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
         model = distributed.convert_sync_batchnorm(model, device)
     model.to(device)
     # Evaluation and checkpoints use `model` itself; only the training step runs compiled
-    # (and, under torchrun, wrapped in DDP: Run.prepare_forward).
-    forward = torch.compile(model) if t.compile and world == 1 else model
+    # and, under torchrun, wrapped in DDP (both by Run.prepare_forward, each epoch).
+    forward = model
     optimizer = configure_optimizer(model, config)
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=t.seed)
     loader = DataLoader(train_set, batch_size=t.batch_size, sampler=sampler)
