@@ -16,6 +16,7 @@ import math
 import os
 import stat
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,21 @@ async def _audio_bytes(request: Request, max_bytes: int) -> bytes | JSONResponse
     return data
 
 
+def _lifespan(batcher: MicroBatcher, classifier: Classifier) -> Callable[[Any], Any]:
+    """Start the batcher and warm the model before the first request; stop it at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_: Any):
+        await batcher.start()
+        # One forward before the first request, so its caller does not wait for warm-up.
+        audio = classifier.config.audio
+        await asyncio.to_thread(batcher.forward, np.zeros((1, audio.n_frames, audio.n_bins), np.float32))
+        yield
+        await batcher.stop()
+
+    return lifespan
+
+
 def create_app(
     model_path: str | Path | list[str | Path],
     max_batch: int = 16,
@@ -162,16 +178,7 @@ def create_app(
     n_classes = len(classifier.classes)
     max_bytes = int(max_seconds * 48_000 * 2 * 4) + 1_000_000  # float32 stereo at 48 kHz
 
-    @asynccontextmanager
-    async def lifespan(_: Any):
-        await batcher.start()
-        # One forward before the first request, so its caller does not wait for warm-up.
-        audio = classifier.config.audio
-        await asyncio.to_thread(batcher.forward, np.zeros((1, audio.n_frames, audio.n_bins), np.float32))
-        yield
-        await batcher.stop()
-
-    app = FastAPI(title="audiogpt2", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="audiogpt2", version=__version__, lifespan=_lifespan(batcher, classifier))
     app.state.batcher = batcher
 
     add_info_routes(app, classifier)
