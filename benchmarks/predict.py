@@ -71,6 +71,52 @@ def measure(load, wav: Path, repeats: int, feats: np.ndarray) -> dict[str, float
     return out
 
 
+def print_stages(clf: Classifier, wav: Path, repeats: int) -> None:
+    """Median time of each stage of one warm prediction, PyTorch fp32."""
+    from audiogpt2.audio import load_audio
+
+    stages = {"decode+resample": [], "features": [], "model": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        y = load_audio(wav, clf.config.audio.sample_rate)
+        t1 = time.perf_counter()
+        f = compute_features(y, clf.config.audio)
+        t2 = time.perf_counter()
+        predict_proba(clf.model, f[None], clf.config.augment)
+        t3 = time.perf_counter()
+        for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
+            stages[k].append(v)
+    medians = ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in stages.items())
+    print(f"stages of one warm prediction (median, PyTorch fp32): {medians}")
+
+
+def runtime_paths(ckpt: Path, tmp: Path, with_exports: bool) -> dict:
+    """Loaders of each prediction path to measure: the checkpoint in fp32 (and bf16 where
+    the CPU has it), then its safetensors, ONNX fp32 and ONNX int8 exports."""
+    paths = {"checkpoint, PyTorch fp32": lambda: Classifier.from_checkpoint(ckpt, precision="fp32")}
+    from audiogpt2.precision import native_bf16
+
+    if native_bf16("cpu")[0]:
+        paths["checkpoint, PyTorch bf16"] = lambda: Classifier.from_checkpoint(ckpt, precision="bf16")
+    if with_exports:
+        from audiogpt2.export import export
+
+        export(ckpt, tmp / "st")
+        paths["safetensors, PyTorch fp32"] = lambda: Classifier.from_pretrained(tmp / "st", precision="fp32")
+        try:
+            export(ckpt, tmp / "onnx", "onnx", int8=True)
+            int8 = tmp / "onnx" / "model.int8.onnx"
+            (tmp / "onnx32").mkdir()
+            for path in (tmp / "onnx").iterdir():  # all but the int8 model
+                if path != int8:
+                    (tmp / "onnx32" / path.name).write_bytes(path.read_bytes())
+            paths["ONNX Runtime fp32"] = lambda: Classifier.from_pretrained(tmp / "onnx32")
+            paths["ONNX Runtime int8"] = lambda: Classifier.from_pretrained(int8.parent)
+        except Exception as exc:  # noqa: BLE001 - report and measure the rest
+            print(f"ONNX paths skipped: {exc}")
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=20)
@@ -91,21 +137,7 @@ def main() -> None:
         clf = Classifier.from_checkpoint(ckpt, precision="fp32")
         size = ckpt.stat().st_size / 1e6
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; checkpoint {size:.0f} MB")
-        from audiogpt2.audio import load_audio
-
-        stages = {"decode+resample": [], "features": [], "model": []}
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            y = load_audio(wav, clf.config.audio.sample_rate)
-            t1 = time.perf_counter()
-            f = compute_features(y, clf.config.audio)
-            t2 = time.perf_counter()
-            predict_proba(clf.model, f[None], clf.config.augment)
-            t3 = time.perf_counter()
-            for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
-                stages[k].append(v)
-        medians = ", ".join(f"{k} {statistics.median(v) * 1000:.1f} ms" for k, v in stages.items())
-        print(f"stages of one warm prediction (median, PyTorch fp32): {medians}")
+        print_stages(clf, wav, args.repeats)
         feats = np.stack(
             [
                 compute_features(
@@ -114,29 +146,7 @@ def main() -> None:
                 for _ in range(64)
             ]
         )
-        paths = {"checkpoint, PyTorch fp32": lambda: Classifier.from_checkpoint(ckpt, precision="fp32")}
-        from audiogpt2.precision import native_bf16
-
-        if native_bf16("cpu")[0]:
-            paths["checkpoint, PyTorch bf16"] = lambda: Classifier.from_checkpoint(ckpt, precision="bf16")
-        if not args.no_export:
-            from audiogpt2.export import export
-
-            export(ckpt, Path(tmp) / "st")
-            paths["safetensors, PyTorch fp32"] = lambda: Classifier.from_pretrained(
-                Path(tmp) / "st", precision="fp32"
-            )
-            try:
-                export(ckpt, Path(tmp) / "onnx", "onnx", int8=True)
-                int8 = Path(tmp) / "onnx" / "model.int8.onnx"
-                (Path(tmp) / "onnx32").mkdir()
-                for path in (Path(tmp) / "onnx").iterdir():  # all but the int8 model
-                    if path != int8:
-                        (Path(tmp) / "onnx32" / path.name).write_bytes(path.read_bytes())
-                paths["ONNX Runtime fp32"] = lambda: Classifier.from_pretrained(Path(tmp) / "onnx32")
-                paths["ONNX Runtime int8"] = lambda: Classifier.from_pretrained(int8.parent)
-            except Exception as exc:  # noqa: BLE001 - report and measure the rest
-                print(f"ONNX paths skipped: {exc}")
+        paths = runtime_paths(ckpt, Path(tmp), not args.no_export)
         results = {name: measure(load, wav, args.repeats, feats) for name, load in paths.items()}
         keys = list(next(iter(results.values())))
         print("\n| path | " + " | ".join(keys) + " |")

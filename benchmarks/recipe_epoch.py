@@ -53,6 +53,19 @@ def fake_cache(clips: int, versions: int, frames: int, bins: int, classes: int =
     )
 
 
+def time_steps(model, optimizer, loss_fn, batches, grad_clip: float | None) -> float:
+    """Seconds for one pass of training steps over ``batches``."""
+    model.train()
+    t = time.perf_counter()
+    for x, y in batches:
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or float("inf"))
+        optimizer.step()
+    return time.perf_counter() - t
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "recipe.toml"))
@@ -82,15 +95,7 @@ def main() -> None:
     t = time.perf_counter()
     batches = list(loader)
     produce = time.perf_counter() - t
-    model.train()
-    t = time.perf_counter()
-    for x, y in batches:
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip or float("inf"))
-        optimizer.step()
-    steps = time.perf_counter() - t
+    steps = time_steps(model, optimizer, loss_fn, batches, config.train.grad_clip)
     t = time.perf_counter()
     acc, loss = run_validation(run, config, cache)
     val = time.perf_counter() - t
@@ -98,7 +103,7 @@ def main() -> None:
     state.update({"epoch": 1, "val_acc": acc, "val_loss": loss})
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        save_checkpoints(run, state, True, Path(tmp) / "best.pt", lambda *_: None)
+        save_checkpoints(run, state, acc is not None, Path(tmp) / "best.pt", lambda *_: None)
         save = time.perf_counter() - t
     epoch = produce + steps + val + save
     print(

@@ -203,7 +203,11 @@ def main() -> None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; CPU bf16: {cpu_bf16()}")
         print(f"fp32 matmul peak (2048^3, best of 10): {peak / 1e9:.1f} GFLOP/s")
     print(f"batch production (SpecAugment + collate): {load_s * 1000:.1f} ms per batch of {bs}")
+    time_phases(args, config, model, loss_fn, batches, peak, bs, gpu)
 
+
+def time_phases(args, config, model, loss_fn, batches, peak: float, bs: int, gpu: bool) -> None:
+    """Both freezing phases' steps, each variant side by side."""
     for phase, blocks in (("frozen (epochs 1-4)", []), ("unfrozen blocks 0-2 (epochs 15+)", [0, 1, 2])):
         model.train()
         model.freeze_backbone()

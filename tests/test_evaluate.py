@@ -94,87 +94,86 @@ def test_cv_report_on_a_tiny_real_run(small_config, small_cache, tmp_path):
     assert "| run | baseline | random init " in summary and f"{mean:.3f} ±" in summary
 
 
+def _fake_run(root, name, val, test, val_loss=0.5):
+    """A finished fold-1 baseline run with these validation and test scores."""
+    d = root / name / "fold1" / "baseline"
+    d.mkdir(parents=True)
+    history = [{"epoch": 1, "val_loss": val_loss, "val_acc": val, "train_loss": 1.0, "train_acc": 0.5,
+                "trainable_blocks": []}]  # fmt: skip
+    (d / "best.history.json").write_text(json.dumps(history))
+    m = {"best_epoch": 1, "best_val_acc": val, "accuracy": test, "precision": test, "recall": test,
+         "f1": test, "confusion_matrix": [[1, 0], [0, 1]], "classes": ["a", "b"]}  # fmt: skip
+    (d / "metrics.json").write_text(json.dumps(m))
+    return root / name
+
+
+def _second_fold(run, val, test):
+    src, dst = run / "fold1" / "baseline", run / "fold2" / "baseline"
+    dst.mkdir(parents=True)
+    m = json.loads((src / "metrics.json").read_text())
+    m.update(best_val_acc=val, accuracy=test)
+    (dst / "metrics.json").write_text(json.dumps(m))
+    (dst / "best.history.json").write_text((src / "best.history.json").read_text())
+
+
 def test_selection_uses_validation_never_test(tmp_path):
     from audiogpt2.report import select_by_validation
 
-    def fake_run(name, val, test, val_loss=0.5):
-        d = tmp_path / name / "fold1" / "baseline"
-        d.mkdir(parents=True)
-        cm = [[1, 0], [0, 1]]
-        history = [{"epoch": 1, "val_loss": val_loss, "val_acc": val, "train_loss": 1.0, "train_acc": 0.5,
-                    "trainable_blocks": []}]  # fmt: skip
-        (d / "best.history.json").write_text(json.dumps(history))
-        m = {
-            "best_epoch": 1,
-            "best_val_acc": val,
-            "accuracy": test,
-            "precision": test,
-            "recall": test,
-            "f1": test,
-            "confusion_matrix": cm,
-            "classes": ["a", "b"],
-        }
-        (d / "metrics.json").write_text(json.dumps(m))
-        return tmp_path / name
-
-    low = fake_run("lr-low", val=0.9, test=0.5)
-    high = fake_run("lr-high", val=0.6, test=0.99)
+    low = _fake_run(tmp_path, "lr-low", val=0.9, test=0.5)
+    high = _fake_run(tmp_path, "lr-high", val=0.6, test=0.99)
     report = select_by_validation([low, high], tmp_path / "tuned")
     choice = json.loads((tmp_path / "tuned" / "selection.json").read_text())
     assert choice[0]["chosen"] == str(low) and choice[0]["test_acc_of_choice"] == 0.5
     assert "| baseline | 1 | 0.500" in report.read_text()
 
-    # a tie on validation accuracy goes to the lower validation loss, whatever the order
-    tie_a = fake_run("tie-a", val=0.8, test=0.7, val_loss=0.9)
-    tie_b = fake_run("tie-b", val=0.8, test=0.6, val_loss=0.4)
+
+def test_a_validation_tie_goes_to_the_lower_validation_loss(tmp_path):
+    from audiogpt2.report import select_by_validation
+
+    tie_a = _fake_run(tmp_path, "tie-a", val=0.8, test=0.7, val_loss=0.9)
+    tie_b = _fake_run(tmp_path, "tie-b", val=0.8, test=0.6, val_loss=0.4)
     report = select_by_validation([tie_a, tie_b], tmp_path / "tied")
     assert json.loads((tmp_path / "tied" / "selection.json").read_text())[0]["chosen"] == str(tie_b)
     assert "ties go to the lower validation loss" in report.read_text()
 
-    # scope "arm": one run for every fold, by validation accuracy averaged over the folds,
-    # even where another run wins a single fold
-    def second_fold(run, val, test):
-        src = run / "fold1" / "baseline"
-        dst = run / "fold2" / "baseline"
-        dst.mkdir(parents=True)
-        m = json.loads((src / "metrics.json").read_text())
-        m.update(best_val_acc=val, accuracy=test)
-        (dst / "metrics.json").write_text(json.dumps(m))
-        (dst / "best.history.json").write_text((src / "best.history.json").read_text())
 
-    steady = fake_run("steady", val=0.8, test=0.7)
-    second_fold(steady, val=0.8, test=0.75)
+def test_selection_per_arm_takes_one_run_for_every_fold(tmp_path):
+    """Scope "arm": one run for every fold, by validation accuracy averaged over the folds,
+    even where another run wins a single fold."""
+    from audiogpt2.report import select_by_validation
+
+    steady = _fake_run(tmp_path, "steady", val=0.8, test=0.7)
+    _second_fold(steady, val=0.8, test=0.75)
     (steady / "config.toml").write_text("[train]\nlr_backbone = 0.0005\n")
-    spiky = fake_run("spiky", val=0.9, test=0.2)
-    second_fold(spiky, val=0.6, test=0.3)
+    spiky = _fake_run(tmp_path, "spiky", val=0.9, test=0.2)
+    _second_fold(spiky, val=0.6, test=0.3)
     per_fold = select_by_validation([steady, spiky], tmp_path / "per-fold")
     chosen = [c["chosen"] for c in json.loads((tmp_path / "per-fold" / "selection.json").read_text())]
     assert chosen == [str(spiky), str(steady)] and "Per fold and arm" in per_fold.read_text()
-    per_arm = select_by_validation([steady, spiky], tmp_path / "per-arm", scope="arm")
+    per_arm = select_by_validation([steady, spiky], tmp_path / "per-arm", scope="arm").read_text()
     choices = json.loads((tmp_path / "per-arm" / "selection.json").read_text())
     assert [c["chosen"] for c in choices] == [str(steady)] * 2
     assert choices[0]["mean_val_acc"] == {str(steady): 0.8, str(spiky): 0.75}
     assert choices[0]["lr_backbone"] == 0.0005  # the chosen run's own setting, from its config
-    assert "Per arm, one run for every fold" in per_arm.read_text()
-    assert "| baseline | 2 | 0.725 ± 0.035" in per_arm.read_text()  # the two folds of steady
+    assert "Per arm, one run for every fold" in per_arm
+    assert "| baseline | 2 | 0.725 ± 0.035" in per_arm  # the two folds of steady
     # the report names each run apart, with the chosen run's learning rate and the means
-    assert "| baseline | 1 | steady | 0.0005 | steady: 0.800, spiky: 0.900 |" in per_arm.read_text()
-    assert (
-        "Mean validation accuracy over the folds, baseline: steady: 0.800, spiky: 0.750."
-        in per_arm.read_text()
-    )
+    assert "| baseline | 1 | steady | 0.0005 | steady: 0.800, spiky: 0.900 |" in per_arm
+    assert "Mean validation accuracy over the folds, baseline: steady: 0.800, spiky: 0.750." in per_arm
 
-    # per-seed folders of a grid all end in seed0: their labels keep the part that differs
+
+def test_grid_labels_keep_the_part_of_the_name_that_differs(tmp_path):
+    """Per-seed folders of a grid all end in seed0."""
+    from audiogpt2.report import select_by_validation
+
     grid = []
     for lr, val in (("2e-5", 0.7), ("1e-4", 0.8)):
-        seed = fake_run(f"grid-lr{lr}/seed0", val=val, test=0.5)
+        seed = _fake_run(tmp_path, f"grid-lr{lr}/seed0", val=val, test=0.5)
         (seed / "config.toml").write_text(f"[train]\nlr_backbone = {float(lr)}\n")
         grid.append(seed)
     text = select_by_validation(grid, tmp_path / "grid-choice", scope="arm").read_text()
-    assert (
-        "| baseline | 1 | grid-lr1e-4/seed0 | 0.0001 | grid-lr2e-5/seed0: 0.700, grid-lr1e-4/seed0: 0.800 |"
-        in text
-    )
+    row = "| baseline | 1 | grid-lr1e-4/seed0 | 0.0001 | grid-lr2e-5/seed0: 0.700, grid-lr1e-4/seed0: 0.800 |"
+    assert row in text
 
 
 def test_resumed_fold_counts_every_segments_train_time(small_config, small_cache, tmp_path, monkeypatch):
