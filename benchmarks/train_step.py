@@ -22,9 +22,10 @@ compiled optimizer step and a compiled forward/backward.
 counted on the eager model, which does the same arithmetic.
 
 --precision times one training step (AdamW fused, every parameter trainable) in fp32 and
-under bf16 autocast, side by side in one run, for three models: CNN only, MiniLM-sized
-(6 x 384) and GPT-2-small-sized (12 x 768). Each is set against its own matrix-multiply
-peak, measured in the same run: fp32 against the fp32 GEMM peak, bf16 against the bf16 one.
+under bf16 autocast, side by side in one run, for four models: CNN only, MiniLM-sized
+(6 x 384), GPT-2-small-sized (12 x 768) and the mn04 front end with a pooled head. Each is
+set against its own matrix-multiply peak, measured in the same run: fp32 against the fp32
+GEMM peak, bf16 against the bf16 one.
 It also gives seconds per ESC-50 epoch (1600 training clips x versions) in both.
     python benchmarks/train_step.py --precision [--steps 8] [--threads N]
 
@@ -162,7 +163,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="time the torch.compile'd step")
     parser.add_argument("--device", default="cpu", help="cpu | cuda[:N]")
     parser.add_argument("--batch", type=int, default=0, help="batch size (default: the config's, 16)")
-    parser.add_argument("--precision", action="store_true", help="fp32 against bf16 autocast, three models")
+    parser.add_argument("--precision", action="store_true", help="fp32 against bf16 autocast, four models")
     args = parser.parse_args()
     if args.precision:
         if args.threads:
@@ -229,11 +230,26 @@ def time_phases(args, config, model, loss_fn, batches, peak: float, bs: int, gpu
         print(f"  ESC-50 epoch (1600 clips x {1 + config.augment.variants} versions): {steps} steps")
 
 
-PRECISION_MODELS = {"CNN only": "none", "MiniLM (6 x 384)": "minilm", "GPT-2 small (12 x 768)": "gpt2"}
+PRECISION_MODELS = {"CNN only": "none", "MiniLM (6 x 384)": "minilm", "GPT-2 small (12 x 768)": "gpt2",
+                    "mn04 front end, pooled head (configs/mn04.toml)": "mn04"}  # fmt: skip
+
+
+def precision_config(backbone: str) -> Config:
+    """The default config with this backbone; "mn04": configs/mn04.toml's front end with
+    random weights (the arithmetic of a step does not depend on them) and no transformer."""
+    if backbone != "mn04":
+        config = Config()
+        config.model.backbone = backbone
+        return config
+    from audiogpt2.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    overrides = {"model.backbone": "none", "model.frontend_weights": ""}
+    return load_config(root / "configs" / "mn04.toml", overrides)
 
 
 def precision_table(steps: int, batch: int) -> None:
-    """fp32 and bf16-autocast training steps of three models, each against its own peak."""
+    """fp32 and bf16-autocast training steps of four models, each against its own peak."""
     from audiogpt2.precision import cpu_flags
 
     peaks = {"fp32": matmul_peak(), "bf16": matmul_peak(dtype=torch.bfloat16)}
@@ -244,8 +260,7 @@ def precision_table(steps: int, batch: int) -> None:
           f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")  # fmt: skip
     print("model | precision | ms/step | GFLOP/s | of own peak | speed-up | s per ESC-50 epoch")
     for title, backbone in PRECISION_MODELS.items():
-        config = Config()
-        config.model.backbone = backbone
+        config = precision_config(backbone)
         bs = batch or config.train.batch_size
         torch.manual_seed(0)
         model, _ = build_model(config.model, config.audio, False, config.model.num_classes)
