@@ -42,12 +42,12 @@ for run in "${runs[@]}"; do
 done
 echo "published: ${published[*]}"
 # every experiment kept in docs/results, not only the ones copied now: ESC-10 into its
-# summary table, ESC-50 into the headline tables of docs/results.md and README.md
+# summary table, both into the headline tables of docs/results.md and README.md
 audiogpt2 report docs/results/esc10-*/ --summary docs/results.md
 python "$(dirname "$0")/pretraining_table.py" --runs docs/results --write docs/results.md \
   --figures docs/results/compare
 python "$(dirname "$0")/runs_appendix.py" --runs docs/results --write docs/results.md
 if compgen -G "docs/results/esc50-*/" > /dev/null; then
   audiogpt2 report docs/results/esc50-*/
-  python "$(dirname "$0")/esc50_table.py" --runs docs/results --write docs/results.md --write README.md
 fi
+python "$(dirname "$0")/headline_tables.py" --runs docs/results --write docs/results.md --write README.md
