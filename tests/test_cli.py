@@ -2,7 +2,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,19 +159,3 @@ def test_an_output_path_that_cannot_be_a_folder_is_one_line(tmp_path, capsys):
     assert main(["demo", "--out", str(blocker)]) == 2
     err = capsys.readouterr().err
     assert "Not a directory" in err and "Traceback" not in err and err.count("\n") == 1
-
-
-def test_small_frictions_say_what_to_do(capsys):
-    from audiogpt2.config import ConfigError, load_config
-
-    # demo --help shows the demo's own defaults and no flag the demo decides itself
-    with pytest.raises(SystemExit):
-        main(["demo", "--help"])
-    help_text = capsys.readouterr().out
-    assert "default 12 [train.epochs]" in help_text and "--data" not in help_text
-    # the recipe with fewer epochs than it averages: the error gives the fix
-    with pytest.raises(ConfigError, match=r"--set train.average_epochs=N .*3 for 10 epochs"):
-        load_config(Path(__file__).parents[1] / "configs" / "recipe.toml", {"train.epochs": 10})
-    # --int8 without ONNX
-    assert main(["export", "x.pt", "out", "--int8"]) == 2
-    assert "add --format onnx" in capsys.readouterr().err

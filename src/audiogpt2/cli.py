@@ -82,7 +82,7 @@ def resolve_config(args: argparse.Namespace):
     from audiogpt2.config import separate_outputs
 
     explicit = explicit_keys(args)
-    config = separate_outputs(load_config(args.config, cli_overrides(args)), explicit)
+    config = load_config(args.config, cli_overrides(args))
     if args.command in ("preprocess", "train", "cv") and "audio.clip_seconds" not in explicit:
         from audiogpt2.data import DatasetError
         from audiogpt2.preprocess import fit_clip_seconds
@@ -90,7 +90,8 @@ def resolve_config(args: argparse.Namespace):
         # the command itself reports a problem with the data, after checking its own flags
         with contextlib.suppress(DatasetError):
             fit_clip_seconds(config)  # your own clips: a window that fits them (ESC-50 keeps 5 s)
-    return config
+    # after the window is fitted: the cache's name follows the features it holds
+    return separate_outputs(config, explicit)
 
 
 def _arms(text: str) -> list[str]:
@@ -509,6 +510,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     if args.command == "train":
         experiment.train_arms(config, cache, args.arms, resume=args.resume)
         experiment.evaluate_arms(config, cache, args.arms)  # under torchrun: split over the ranks
+        if os.environ.get("RANK", "0") == "0":  # one voice under torchrun
+            first = experiment.arm_checkpoint(config, args.arms[0])
+            print(f"Next: audiogpt2 predict {first} YOUR_CLIP.wav --top-k 3")
     elif args.command == "evaluate" and args.checkpoint:
         experiment.evaluate_one(config, cache, Path(args.checkpoint))
     elif args.command == "evaluate":
