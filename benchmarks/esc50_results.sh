@@ -65,7 +65,9 @@ fi
 if [ "$STEP" = mn04-minilm-search ] || [ "$STEP" = all ]; then
   # 7. How mn04's map becomes MiniLM's tokens, and whether mn04 trains: fold 1's validation
   #    split only. One token per time step (16, projected) against one per cell (64); the
-  #    front end fine-tuned against frozen.
+  #    front end fine-tuned against frozen. Rule, fixed before the runs: the higher best
+  #    validation accuracy wins; within one clip in 320 the first-named (time tokens,
+  #    fine-tuned, as in the pooled mn04 row) stays.
   MNS=("${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone minilm --arms finetuned --fold 1 --validation-only)
   audiogpt2 cv --name esc50-search-mn04-minilm-time "${MNS[@]}"
   audiogpt2 cv --name esc50-search-mn04-minilm-cell "${MNS[@]}" --set model.frontend_tokens=cell
