@@ -22,10 +22,10 @@ import numpy as np
 
 from audiogpt2.checkpoint import load_checkpoint
 from audiogpt2.config import load_config
-from audiogpt2.data import split_clips
 from audiogpt2.precision import resolve_precision
 from audiogpt2.predict import predict_proba
 from audiogpt2.preprocess import preprocess
+from audiogpt2.train import split_of
 
 
 def validation_scores(best: Path, data_root: str, ttas: list[int]) -> dict[int, float]:
@@ -35,10 +35,8 @@ def validation_scores(best: Path, data_root: str, ttas: list[int]) -> dict[int, 
     cache = preprocess(config, progress=False)
     if info.data_key not in (None, cache.key):
         raise SystemExit(f"{best}: its cache {config.data.cache} holds other data or features")
-    split = split_clips(
-        cache.labels.numpy(), cache.folds.numpy(), cache.groups, info.test_fold,
-        config.data.val_fraction, config.train.seed,
-    )  # fmt: skip
+    config.data.test_fold = info.test_fold
+    split = split_of(config, cache)  # drawn as training drew it
     if len(split.val) == 0:
         raise SystemExit(f"{best}: trained without a validation split (data.val_fraction = 0)")
     rows = cache.rows_for(split.val, with_variants=False)

@@ -554,6 +554,15 @@ def save_average(
     log(f"Saved the average of epochs {last_epochs}: {scores}")
 
 
+def split_of(config: Config, cache: FeatureCache) -> Any:
+    """The run's train / validation / test split of ``cache``'s clips: whole groups,
+    stratified by class, drawn with ``train.seed`` (the same draw every time)."""
+    return split_clips(
+        cache.labels.numpy(), cache.folds.numpy(), cache.groups, config.data.test_fold,
+        config.data.val_fraction, config.train.seed,
+    )  # fmt: skip
+
+
 def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
     """The model, optimizer, scheduler, loader and checkpoint fields of one arm, and its split."""
     t = config.train
@@ -562,10 +571,7 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
     rank, world, device = distributed.init(select_device(t.device))
     precision = resolve_precision("bf16" if t.amp else t.precision, device)
     t.precision, t.amp = precision.name, False  # the run's config stores what ran
-    split = split_clips(
-        cache.labels.numpy(), cache.folds.numpy(), cache.groups, config.data.test_fold,
-        config.data.val_fraction, t.seed,
-    )  # fmt: skip
+    split = split_of(config, cache)
     # Variants are used for training clips only: no copy of a held-out clip is trained on.
     train_rows = cache.rows_for(split.train, with_variants=True)
     val_rows = cache.rows_for(split.val, with_variants=False)
@@ -575,9 +581,6 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
     if world > 1 and t.sync_batchnorm:
         model = distributed.convert_sync_batchnorm(model, device)
     model.to(device)
-    # Evaluation and checkpoints use `model` itself; only the training step runs compiled
-    # and, under torchrun, wrapped in DDP (both by Run.prepare_forward, each epoch).
-    forward = model
     optimizer = configure_optimizer(model, config)
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=t.seed)
     loader = DataLoader(train_set, batch_size=t.batch_size, sampler=sampler)
@@ -592,6 +595,8 @@ def _setup(config: Config, cache: FeatureCache, arm: str) -> tuple[Run, Any]:
         backbone_config=backbone.config_json,
         data_key=cache.key,
     ).header()
-    run = Run(model, forward, optimizer, scheduler, loader, device, world, rank, arm, val_rows, header)
+    # Evaluation and checkpoints use `model` itself; only the training step runs compiled
+    # and, under torchrun, wrapped in DDP (both set by Run.prepare_forward, each epoch).
+    run = Run(model, model, optimizer, scheduler, loader, device, world, rank, arm, val_rows, header)
     run.compile, run.precision = t.compile, precision
     return run, split
