@@ -27,6 +27,13 @@ for run in "${runs[@]}"; do
   done
   if [ -f "${run}validation.md" ]; then  # a recipe search (cv --validation-only)
     mkdir -p docs/searches && cp "${run}validation.md" "docs/searches/$name.md"
+    # and what benchmarks/search_table.py reads (--runs docs/searches): config, per-fold records
+    mkdir -p "docs/searches/$name" && cp "${run}config.toml" "docs/searches/$name/"
+    for record in "$run"fold*/*/best.history.json "$run"fold*/*/best.average.json; do
+      [ -f "$record" ] || continue
+      dest="docs/searches/$name/$(dirname "${record#"$run"}")"
+      mkdir -p "$dest" && cp "$record" "$dest/"
+    done
   fi
   [ "$found" = 1 ] || continue
   for f in config.toml selection.json; do
@@ -51,3 +58,11 @@ if compgen -G "docs/results/esc50-*/" > /dev/null; then
   audiogpt2 report docs/results/esc50-*/
 fi
 python "$(dirname "$0")/headline_tables.py" --runs docs/results --write docs/results.md --write README.md
+# the ESC-50 recipe search's ablation table (docs/recipe.md), from its published records
+if [ -d docs/searches/esc50-search-base ]; then
+  searched=(esc50-search-base)
+  for name in esc50-search-mels128 esc50-search-wide esc50-search-mixup02 esc50-search-epochs100; do
+    [ -d "docs/searches/$name" ] && searched+=("$name")
+  done
+  python "$(dirname "$0")/search_table.py" --runs docs/searches --write docs/recipe.md "${searched[@]}"
+fi

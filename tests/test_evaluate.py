@@ -282,6 +282,40 @@ def test_validation_only_search_leaves_the_test_fold_unscored(small_config, smal
     assert json.loads((run / "fold1" / "baseline" / "best.history.json").read_text()) == history
 
 
+def test_search_table_reads_changes_from_configs_and_applies_the_rule(small_config, small_cache, tmp_path):
+    # The ablation table of a recipe search: each candidate's change comes from the two runs'
+    # saved configs, its verdict from the rule; an unfinished candidate is pending, not judged.
+    import subprocess
+    import sys
+
+    from audiogpt2.experiment import run_cv
+
+    config = copy.deepcopy(small_config)
+    config.train.epochs, config.train.average_epochs = 2, 2
+    run_cv(config, small_cache, tmp_path / "base", ["baseline"], [1, 2], progress=False, score_test=False)
+    config.augment.mixup_alpha = 0.2
+    run_cv(config, small_cache, tmp_path / "mixup", ["baseline"], [1], progress=False, score_test=False)
+    shutil.copytree(tmp_path / "base", tmp_path / "same")
+    script = [sys.executable, "benchmarks/search_table.py", "--runs", str(tmp_path), "base", "mixup", "same"]
+    doc = tmp_path / "recipe.md"
+    doc.write_text("before\n<!-- esc50-search:begin -->\n<!-- esc50-search:end -->\nafter\n")
+    subprocess.run([*script, "--write", str(doc)], check=True, capture_output=True, text=True)
+    rows = {
+        line.split(" | ")[0].strip("| "): line
+        for line in doc.read_text().splitlines()
+        if line.startswith("| ")
+    }
+    assert "| (the base) |" in rows["base"] and rows["base"].endswith("| base |")
+    assert "`augment.mixup_alpha = 0.2`" in rows["mixup"] and "pending (1 of 2 folds)" in rows["mixup"]
+    # the base against itself gains nothing: below the one-clip margin, so dropped
+    assert "| +0.000 | dropped: below the margin |" in rows["same"]
+    averaged = json.loads((tmp_path / "base" / "fold2" / "baseline" / "best.average.json").read_text())
+    assert f"{averaged['val_acc']:.3f} ({averaged['val_loss']:.3f})" in rows["base"]
+    assert doc.read_text().startswith("before\n") and doc.read_text().endswith("after\n")
+    gone = subprocess.run([*script, "missing"], capture_output=True, text=True)
+    assert gone.returncode != 0 and "no config.toml" in gone.stderr and "missing" in gone.stderr
+
+
 def test_seed_report_skips_a_seed_with_no_finished_fold(small_config, small_cache, tmp_path):
     # Two processes can fill one repeated CV; the first to finish must not fail on the
     # other's seed folder, which has no finished fold yet.
