@@ -3,8 +3,9 @@ per candidate the change it makes to the base (read from the two runs' config.to
 typed by hand), the weight-averaged model's validation accuracy on each searched fold, the
 difference from the base in clips, the mean validation loss and the verdict of the rule
 fixed before the runs: a change is kept when the mean validation accuracy rises by at least
-``--margin`` (one clip in 320: 0.003) without a higher mean validation loss. Test folds are
-never read: a validation-only run has none scored.
+``--margin`` (one clip in 320: 0.003) without a higher mean validation loss; a candidate
+named with ``--saving`` only cuts the cost and is kept unless that accuracy falls by more
+than the margin. Test folds are never read: a validation-only run has none scored.
 
     python benchmarks/search_table.py esc50-search-base esc50-search-mels128 ... \
         [--runs runs] [--write docs/recipe.md --marker esc50-search]
@@ -55,18 +56,23 @@ def fold_scores(run: Path) -> dict[int, tuple[float, float]]:
     return scores
 
 
-def verdict(base: dict, scores: dict, margin: float, folds: int) -> tuple[str, str]:
+def verdict(base: dict, scores: dict, margin: float, folds: int, saving: bool) -> tuple[str, str]:
     """(difference in accuracy, verdict) against the base over the folds both finished."""
     if len(scores) < folds or len(base) < folds:
         return "-", f"pending ({len(scores)} of {folds} folds)"
     acc = np.mean([scores[f][0] for f in base]) - np.mean([base[f][0] for f in base])
     loss = np.mean([scores[f][1] for f in base]) - np.mean([base[f][1] for f in base])
-    kept = acc >= margin - 1e-9 and loss <= 0
-    why = "kept" if kept else ("dropped: loss rose" if acc >= margin - 1e-9 else "dropped: below the margin")
+    tol = 1e-9  # the table's rounding must not decide
+    if saving:
+        why = "kept (saving)" if acc >= -margin - tol else "dropped: the saving costs accuracy"
+    elif acc < margin - tol:
+        why = "dropped: below the margin"
+    else:
+        why = "kept" if loss <= 0 else "dropped: loss rose"
     return f"{acc:+.3f}", why
 
 
-def table(runs: Path, names: list[str], margin: float) -> str:
+def table(runs: Path, names: list[str], margin: float, savings: frozenset[str] = frozenset()) -> str:
     """The markdown ablation table, base first."""
     base_run = runs / names[0]
     base = fold_scores(base_run)
@@ -78,7 +84,9 @@ def table(runs: Path, names: list[str], margin: float) -> str:
         scores = fold_scores(runs / name)
         cells = " | ".join(f"{scores[f][0]:.3f} ({scores[f][1]:.3f})" if f in scores else "-" for f in folds)
         mean = f"{np.mean([s[0] for s in scores.values()]):.3f}" if len(scores) == len(folds) else "-"
-        delta, why = ("", "base") if name == names[0] else verdict(base, scores, margin, len(folds))
+        delta, why = (
+            ("", "base") if name == names[0] else verdict(base, scores, margin, len(folds), name in savings)
+        )
         lines.append(f"| {name} | {changes(base_run, runs / name)} | {cells} | {mean} | {delta} | {why} |")
     return "\n".join(lines)
 
@@ -90,6 +98,7 @@ def main() -> None:
     parser.add_argument("names", nargs="+", help="run folder names, the base first")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder holding the runs")
     parser.add_argument("--margin", type=float, default=0.003, help="smallest gain kept (accuracy)")
+    parser.add_argument("--saving", action="append", default=[], help="a candidate that only cuts cost")
     parser.add_argument("--write", type=Path, action="append", default=[], help="document to update")
     parser.add_argument("--marker", default="esc50-search", help="<!-- MARKER:begin --> ... end")
     args = parser.parse_args()
@@ -99,7 +108,7 @@ def main() -> None:
             f"no config.toml under {args.runs} for {', '.join(missing)}: run the search first "
             "(bash benchmarks/esc50_results.sh recipe-search) or pass --runs docs/searches"
         )
-    body = table(args.runs, args.names, args.margin)
+    body = table(args.runs, args.names, args.margin, frozenset(args.saving))
     print(body)
     for document in args.write:
         replace_marked(document, f"<!-- {args.marker}:begin -->", f"<!-- {args.marker}:end -->", body)

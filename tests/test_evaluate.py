@@ -307,8 +307,11 @@ def test_search_table_reads_changes_from_configs_and_applies_the_rule(small_conf
     }
     assert "| (the base) |" in rows["base"] and rows["base"].endswith("| base |")
     assert "`augment.mixup_alpha = 0.2`" in rows["mixup"] and "pending (1 of 2 folds)" in rows["mixup"]
-    # the base against itself gains nothing: below the one-clip margin, so dropped
+    # the base against itself gains nothing: below the one-clip margin, so dropped; judged as
+    # a cost saving the same result is kept (it loses nothing)
     assert "| +0.000 | dropped: below the margin |" in rows["same"]
+    saving = subprocess.run([*script, "--saving", "same"], check=True, capture_output=True, text=True)
+    assert "| +0.000 | kept (saving) |" in saving.stdout
     averaged = json.loads((tmp_path / "base" / "fold2" / "baseline" / "best.average.json").read_text())
     assert f"{averaged['val_acc']:.3f} ({averaged['val_loss']:.3f})" in rows["base"]
     assert doc.read_text().startswith("before\n") and doc.read_text().endswith("after\n")
