@@ -4,7 +4,7 @@
 # where it stopped (one folder per seed, fold and arm; finished folds are skipped, an
 # unfinished one resumes from its last epoch): rerun the same step after an interruption.
 #   bash benchmarks/esc50_results.sh STEP [dataset root]
-# STEP: cnn-only | minilm | mn04-search | mn04 | mn04-minilm | recipe-search |
+# STEP: cnn-only | minilm | mn04-search | mn04-epochs-search | mn04 | mn04-minilm | recipe-search |
 #   mn04-minilm-search | all. MN04_WEIGHTS: a local copy of the mn04 weights (default: the
 #   release name, downloaded once). Each job runs with one thread (two jobs side by side on
 #   2 cores) and precision "auto" (bf16 autocast where the CPU has it; recorded per run).
@@ -37,6 +37,15 @@ fi
 # The search's rule, fixed before it ran: the higher best validation accuracy wins; within
 # one clip (1/320) the trained 15 kHz stays. MN04_FMAX holds the outcome (docs/recipe.md).
 MN04_FMAX=${MN04_FMAX:-8000}
+if [ "$STEP" = mn04-epochs-search ] || [ "$STEP" = all ]; then
+  # 3b. Every 10-epoch mn04 run still gained on validation in its last epochs: 20 epochs
+  #     (the cosine schedule stretched) against the 10 of esc50-search-mn04-fmax8000, on fold
+  #     1's validation split, seed 0. Rule, fixed before the run: the last epoch's validation
+  #     accuracy (where the cosine schedule ends; no epoch picked) decides; 20 epochs are kept
+  #     only if they beat 10 by more than one clip in 320, else the cheaper 10 stay.
+  audiogpt2 cv --name esc50-search-mn04-epochs20 "${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone none \
+    --arms baseline --set train.epochs=20 --fold 1 --validation-only
+fi
 if [ "$STEP" = mn04 ] || [ "$STEP" = all ]; then
   # 4. mn04 fine-tuned with a pooled head (no transformer), three seeds on every fold
   audiogpt2 cv --name esc50-mn04-seeds "${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone none \
