@@ -89,6 +89,11 @@ def comparisons(runs: str, suffix: str) -> list[tuple[str, str, str]]:
             f"{final}:baseline",
             f"{runs}/esc10-recipe-band:baseline",
         ),
+        (
+            "mn04 front end (AudioSet) - final recipe CNN, both without a transformer",
+            f"{runs}/esc10-mn04-seeds:baseline",
+            f"{runs}/esc10-recipe-band:baseline",
+        ),
     ]
     return [(f"ESC-10, {label}", a, b) for label, a, b in rows] + esc50_comparisons(runs)
 
