@@ -29,7 +29,7 @@ for run in "${runs[@]}"; do
     mkdir -p docs/searches && cp "${run}validation.md" "docs/searches/$name.md"
     # and what benchmarks/search_table.py reads (--runs docs/searches): config, per-fold records
     mkdir -p "docs/searches/$name" && cp "${run}config.toml" "docs/searches/$name/"
-    for record in "$run"fold*/*/best.history.json "$run"fold*/*/best.average.json; do
+    for record in "$run"fold*/*/best.history.json "$run"fold*/*/best.average.json "$run"fold*/*/validation.json; do
       [ -f "$record" ] || continue
       dest="docs/searches/$name/$(dirname "${record#"$run"}")"
       mkdir -p "$dest" && cp "$record" "$dest/"

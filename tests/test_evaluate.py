@@ -282,6 +282,27 @@ def test_validation_only_search_leaves_the_test_fold_unscored(small_config, smal
     assert json.loads((run / "fold1" / "baseline" / "best.history.json").read_text()) == history
 
 
+def test_a_search_fold_is_done_without_its_checkpoints(small_config, small_cache, tmp_path):
+    # Only a search's small records are published (no checkpoints); put back on a new
+    # machine, a rerun of the search skips the finished fold instead of training it again,
+    # and the summary is written after every fold, so a part-done search can be published.
+    from audiogpt2.experiment import run_cv
+
+    config = copy.deepcopy(small_config)
+    config.train.epochs, config.train.average_epochs = 2, 2
+    run = tmp_path / "search"
+    run_cv(config, small_cache, run, ["baseline"], [1], progress=False, score_test=False)
+    fold = run / "fold1" / "baseline"
+    record = json.loads((fold / "validation.json").read_text())
+    assert record["epochs_run"] == 2 and record["fold"] == 1 and "test_accuracy" not in record
+    for checkpoint in fold.glob("*.pt"):
+        checkpoint.unlink()
+    history = (fold / "best.history.json").read_text()
+    run_cv(config, small_cache, run, ["baseline"], [1, 2], progress=False, score_test=False)
+    assert (fold / "best.history.json").read_text() == history and not list(fold.glob("*.pt"))
+    assert "| baseline | 2 | 2 |" in (run / "validation.md").read_text()
+
+
 def test_search_table_reads_changes_from_configs_and_applies_the_rule(small_config, small_cache, tmp_path):
     # The ablation table of a recipe search: each candidate's change comes from the two runs'
     # saved configs, its verdict from the rule; an unfinished candidate is pending, not judged.

@@ -80,7 +80,9 @@ def run_fold(
     """Train ``arm`` with ``fold`` held out, then evaluate its best checkpoint on ``fold`` once
     (with ``score_test=False``, for recipe searches, the test fold is left unscored)."""
     out_dir = Path(out_dir)
-    metrics_path = out_dir / "metrics.json"
+    # a search's finished fold leaves validation.json (its record, no test score), which
+    # also survives without its checkpoints (benchmarks/restore_runs.sh puts it back)
+    metrics_path = out_dir / ("metrics.json" if score_test else "validation.json")
     if resume and metrics_path.is_file():
         log.info(f"fold {fold} {arm}: already done ({metrics_path})")
         return json.loads(metrics_path.read_text())
@@ -92,7 +94,12 @@ def run_fold(
             f"fold {fold} {arm}: saved model's validation accuracy {result.best_val_acc:.4f} "
             f"(epoch {result.best_epoch}); test fold not scored (--validation-only)"
         )
-        return {}
+        record = dict(fold=fold, arm=arm, best_epoch=result.best_epoch, best_val_acc=result.best_val_acc,
+                      best_val_loss=result.best_val_loss, epochs_run=len(result.history),
+                      train_seconds=sum(h["seconds"] for h in result.history),
+                      hardware=hardware_info(select_device(config.train.device)))  # fmt: skip
+        atomic_write_json(metrics_path, record)
+        return record
     evaluated = time.time()
     metrics, _ = evaluate_checkpoint(result.best_checkpoint, cache, select_device(config.train.device))
     metrics.update(
@@ -132,6 +139,8 @@ def run_cv(
     for fold in folds:
         for arm in arms:
             run_fold(config, cache, arm, fold, out_dir / f"fold{fold}" / arm, resume, progress, score_test)
+        if not score_test:  # after every fold, so a part-done search can be published
+            build_validation_summary(out_dir)
     return build_report(out_dir) if score_test else build_validation_summary(out_dir)
 
 
