@@ -5,7 +5,7 @@
 # unfinished one resumes from its last epoch): rerun the same step after an interruption.
 #   bash benchmarks/esc50_results.sh STEP [dataset root]
 # STEP: cnn-only | minilm | mn04-search | mn04-epochs-search | mn04 | mn04-minilm | recipe-search |
-#   recipe-search-2 | mn04-minilm-search | all. MN04_WEIGHTS: a local copy of the mn04 weights (default: the
+#   mn04-minilm-search | all. MN04_WEIGHTS: a local copy of the mn04 weights (default: the
 #   release name, downloaded once). Each job runs with one thread (two jobs side by side on
 #   2 cores) and precision "auto" (bf16 autocast where the CPU has it; recorded per run).
 set -euo pipefail
@@ -76,21 +76,6 @@ if [ "$STEP" = recipe-search ] || [ "$STEP" = all ]; then
   audiogpt2 cv --name esc50-search-epochs100 "${SEARCH[@]}" --set train.epochs=100 --set train.average_epochs=30
   # a cost saving, judged by its own rule (in the config file): no cached waveform variants
   audiogpt2 cv --name esc50-search-variants0 "${SEARCH[@]}" --set augment.variants=0
-fi
-if [ "$STEP" = recipe-search-2 ] || [ "$STEP" = all ]; then
-  # 6b. The search's second stage, written before stage 1's results were known: if the
-  #     saving (augment.variants = 0) is kept by its rule, the candidates are changed from
-  #     that cheaper base, one at a time, under the same rule (esc50-search-variants0 is
-  #     their base): first the saved compute spent on epochs (180 epochs of one row per clip
-  #     cost what 60 epochs of three rows did; the averaged window kept at the last third),
-  #     then a wider CNN, lighter mixup, more mel bands. If the saving is dropped, stage 1's
-  #     own candidates (recipe-search) run instead and this stage does not.
-  SEARCH=(--config configs/search/esc50-16k.toml --data "$DATA" --threads 1 --backbone none --arms baseline
-    --fold 1 --fold 2 --validation-only --set augment.variants=0)
-  audiogpt2 cv --name esc50-search-v0-epochs180 "${SEARCH[@]}" --set train.epochs=180 --set train.average_epochs=60
-  audiogpt2 cv --name esc50-search-v0-wide "${SEARCH[@]}" --set "model.cnn_channels=[64, 128, 256, 512]"
-  audiogpt2 cv --name esc50-search-v0-mixup02 "${SEARCH[@]}" --set augment.mixup_alpha=0.2
-  audiogpt2 cv --name esc50-search-v0-mels128 "${SEARCH[@]}" --set audio.n_mels=128 --set augment.freq_mask=16
 fi
 if [ "$STEP" = mn04-minilm-search ] || [ "$STEP" = all ]; then
   # 7. How mn04's map becomes MiniLM's tokens, and whether mn04 trains: fold 1's validation

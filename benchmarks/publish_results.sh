@@ -68,12 +68,3 @@ if [ -d docs/searches/esc50-search-base ]; then
   python "$(dirname "$0")/search_table.py" --runs docs/searches --write docs/recipe.md \
     --saving esc50-search-variants0 "${searched[@]}"
 fi
-# its second stage (esc50_results.sh recipe-search-2), changed from the cheaper base
-if compgen -G "docs/searches/esc50-search-v0-*/" > /dev/null; then
-  searched=(esc50-search-variants0)
-  for name in esc50-search-v0-epochs180 esc50-search-v0-wide esc50-search-v0-mixup02 esc50-search-v0-mels128; do
-    [ -d "docs/searches/$name" ] && searched+=("$name")
-  done
-  python "$(dirname "$0")/search_table.py" --runs docs/searches --write docs/recipe.md \
-    --marker esc50-search-2 "${searched[@]}"
-fi

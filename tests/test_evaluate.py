@@ -294,7 +294,7 @@ def test_a_search_fold_is_done_without_its_checkpoints(small_config, small_cache
     run_cv(config, small_cache, run, ["baseline"], [1], progress=False, score_test=False)
     fold = run / "fold1" / "baseline"
     record = json.loads((fold / "validation.json").read_text())
-    assert record["epochs_run"] == 2 and record["fold"] == 1 and "test_accuracy" not in record
+    assert record["epochs_run"] == 2 and record["fold"] == 1 and "accuracy" not in record
     for checkpoint in fold.glob("*.pt"):
         checkpoint.unlink()
     history = (fold / "best.history.json").read_text()

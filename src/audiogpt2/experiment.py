@@ -136,12 +136,13 @@ def run_cv(
     out_dir = Path(out_dir)
     folds = folds or sorted(set(cache.folds.tolist()))
     write_config(config, out_dir)
+    summary = out_dir / "validation.md"
     for fold in folds:
         for arm in arms:
             run_fold(config, cache, arm, fold, out_dir / f"fold{fold}" / arm, resume, progress, score_test)
         if not score_test:  # after every fold, so a part-done search can be published
-            build_validation_summary(out_dir)
-    return build_report(out_dir) if score_test else build_validation_summary(out_dir)
+            summary = build_validation_summary(out_dir)
+    return build_report(out_dir) if score_test else summary
 
 
 def run_seeds(
