@@ -8,40 +8,27 @@
 #   bash benchmarks/restore_runs.sh esc50-search-base               # a recipe search's folds
 #   bash benchmarks/restore_runs.sh                                   # every published one
 set -euo pipefail
-# A recipe search (cv --validation-only) publishes under docs/searches/NAME: each finished
-# fold's validation.json (what makes a rerun skip it) and curves, and the search's config.
-restore_search() {
-  local src="docs/searches/$1" restored=0 record dest
-  while IFS= read -r record; do
-    dest="runs/$1/$(dirname "${record#"$src"/}")"
-    [ -f "$dest/validation.json" ] && continue
-    mkdir -p "$dest"
-    cp -n "$(dirname "$record")"/*.json "$dest/"
-    restored=$((restored + 1))
-  done < <(find "$src" -path '*fold*' -name validation.json | sort)
-  [ -f "$src/config.toml" ] && cp -n "$src/config.toml" "runs/$1/" 2>/dev/null || true
-  echo "$1: $restored search fold(s) restored under runs/$1"
-}
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   for d in docs/results/*/; do names+=("$(basename "$d")"); done
 fi
 for name in "${names[@]}"; do
-  src="docs/results/$name"
+  # a finished fold's marker: metrics.json of a scored run, validation.json of a recipe
+  # search (cv --validation-only, published under docs/searches/NAME without a test score)
+  src="docs/results/$name" done_file=metrics.json
   if [ ! -d "$src" ] && [ -d "docs/searches/$name" ]; then
-    restore_search "$name"
-    continue
+    src="docs/searches/$name" done_file=validation.json
   fi
   [ -d "$src" ] || { echo "no $src or docs/searches/$name: nothing published under that name" >&2; exit 1; }
   restored=0
-  while IFS= read -r metrics; do
-    dir=$(dirname "$metrics")
+  while IFS= read -r marker; do
+    dir=$(dirname "$marker")
     dest="runs/$name/${dir#"$src"/}"
-    [ -f "$dest/metrics.json" ] && continue
+    [ -f "$dest/$done_file" ] && continue
     mkdir -p "$dest"
     cp -n "$dir"/*.json "$dest/"
     restored=$((restored + 1))
-  done < <(find "$src" -path '*fold*' -name metrics.json | sort)
+  done < <(find "$src" -path '*fold*' -name "$done_file" | sort)
   # each experiment's (or seed's) config, so the report names the backbone
   while IFS= read -r config; do
     dest="runs/$name/${config#"$src"/}"

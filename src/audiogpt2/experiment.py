@@ -89,30 +89,27 @@ def run_fold(
     config = copy.deepcopy(config)
     config.data.test_fold = fold
     result = train_arm(config, cache, arm, out_dir / "best.pt", resume=resume, progress=progress)
-    if not score_test:
-        log.info(
-            f"fold {fold} {arm}: saved model's validation accuracy {result.best_val_acc:.4f} "
-            f"(epoch {result.best_epoch}); test fold not scored (--validation-only)"
-        )
-        record = dict(fold=fold, arm=arm, best_epoch=result.best_epoch, best_val_acc=result.best_val_acc,
-                      best_val_loss=result.best_val_loss, epochs_run=len(result.history),
-                      train_seconds=sum(h["seconds"] for h in result.history),
-                      hardware=hardware_info(select_device(config.train.device)))  # fmt: skip
-        atomic_write_json(metrics_path, record)
-        return record
-    evaluated = time.time()
-    metrics, _ = evaluate_checkpoint(result.best_checkpoint, cache, select_device(config.train.device))
-    metrics.update(
+    record = dict(
         fold=fold,
         best_epoch=result.best_epoch,
         best_val_acc=result.best_val_acc,
         best_val_loss=result.best_val_loss,
         epochs_run=len(result.history),
-        # every epoch of every segment (a resumed run's earlier ones included) plus evaluation
-        train_seconds=sum(h["seconds"] for h in result.history) + time.time() - evaluated,
-        classes=cache.classes,
+        # every epoch of every segment (a resumed run's earlier ones included)
+        train_seconds=sum(h["seconds"] for h in result.history),
         hardware=hardware_info(select_device(config.train.device)),
     )
+    if not score_test:
+        log.info(
+            f"fold {fold} {arm}: saved model's validation accuracy {result.best_val_acc:.4f} "
+            f"(epoch {result.best_epoch}); test fold not scored (--validation-only)"
+        )
+        atomic_write_json(metrics_path, record)
+        return record
+    evaluated = time.time()
+    metrics, _ = evaluate_checkpoint(result.best_checkpoint, cache, select_device(config.train.device))
+    metrics.update(record, classes=cache.classes)
+    metrics["train_seconds"] += time.time() - evaluated  # plus evaluation
     atomic_write_json(metrics_path, metrics)
     log.info(f"fold {fold} {format_metrics(ARMS[arm].title, metrics)}")
     return metrics
