@@ -66,5 +66,5 @@ if [ -d docs/searches/esc50-search-base ]; then
     [ -d "docs/searches/$name" ] && searched+=("$name")
   done
   python "$(dirname "$0")/search_table.py" --runs docs/searches --write docs/recipe.md \
-    --saving esc50-search-variants0 "${searched[@]}"
+    --saving esc50-search-variants0 --stopped esc50-search-mels128 "${searched[@]}"
 fi

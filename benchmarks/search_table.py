@@ -5,7 +5,8 @@ difference from the base in clips, the mean validation loss and the verdict of t
 fixed before the runs: a change is kept when the mean validation accuracy rises by at least
 ``--margin`` (one clip in 320: 0.003) without a higher mean validation loss; a candidate
 named with ``--saving`` only cuts the cost and is kept unless that accuracy falls by more
-than the margin. Test folds are never read: a validation-only run has none scored.
+than the margin; one named with ``--stopped`` was ended early and is dropped, with its
+difference on the folds it finished. Test folds are never read: a validation-only run has none scored.
 
     python benchmarks/search_table.py esc50-search-base esc50-search-mels128 ... \
         [--runs runs] [--write docs/recipe.md --marker esc50-search]
@@ -56,8 +57,15 @@ def fold_scores(run: Path) -> dict[int, tuple[float, float]]:
     return scores
 
 
-def verdict(base: dict, scores: dict, margin: float, folds: int, saving: bool) -> tuple[str, str]:
-    """(difference in accuracy, verdict) against the base over the folds both finished."""
+def verdict(
+    base: dict, scores: dict, margin: float, folds: int, saving: bool, stopped: bool
+) -> tuple[str, str]:
+    """(difference in accuracy, verdict) against the base over the folds both finished. A
+    ``stopped`` candidate was ended early, its later folds unrun: it is dropped, with its
+    difference on the folds it finished."""
+    if stopped and scores:
+        acc = np.mean([scores[f][0] - base[f][0] for f in scores])
+        return f"{acc:+.3f}", f"dropped: stopped after {len(scores)} of {folds} folds"
     if len(scores) < folds or len(base) < folds:
         return "-", f"pending ({len(scores)} of {folds} folds)"
     acc = np.mean([scores[f][0] for f in base]) - np.mean([base[f][0] for f in base])
@@ -72,7 +80,13 @@ def verdict(base: dict, scores: dict, margin: float, folds: int, saving: bool) -
     return f"{acc:+.3f}", why
 
 
-def table(runs: Path, names: list[str], margin: float, savings: frozenset[str] = frozenset()) -> str:
+def table(
+    runs: Path,
+    names: list[str],
+    margin: float,
+    savings: frozenset[str] = frozenset(),
+    stopped: frozenset[str] = frozenset(),
+) -> str:
     """The markdown ablation table, base first."""
     base_run = runs / names[0]
     base = fold_scores(base_run)
@@ -85,7 +99,9 @@ def table(runs: Path, names: list[str], margin: float, savings: frozenset[str] =
         cells = " | ".join(f"{scores[f][0]:.3f} ({scores[f][1]:.3f})" if f in scores else "-" for f in folds)
         mean = f"{np.mean([s[0] for s in scores.values()]):.3f}" if len(scores) == len(folds) else "-"
         delta, why = (
-            ("", "base") if name == names[0] else verdict(base, scores, margin, len(folds), name in savings)
+            ("", "base")
+            if name == names[0]
+            else verdict(base, scores, margin, len(folds), name in savings, name in stopped)
         )
         lines.append(f"| {name} | {changes(base_run, runs / name)} | {cells} | {mean} | {delta} | {why} |")
     return "\n".join(lines)
@@ -99,6 +115,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder holding the runs")
     parser.add_argument("--margin", type=float, default=0.003, help="smallest gain kept (accuracy)")
     parser.add_argument("--saving", action="append", default=[], help="a candidate that only cuts cost")
+    parser.add_argument(
+        "--stopped", action="append", default=[], help="a candidate ended early: its unrun folds never come"
+    )
     parser.add_argument("--write", type=Path, action="append", default=[], help="document to update")
     parser.add_argument("--marker", default="esc50-search", help="<!-- MARKER:begin --> ... end")
     args = parser.parse_args()
@@ -108,7 +127,7 @@ def main() -> None:
             f"no config.toml under {args.runs} for {', '.join(missing)}: run the search first "
             "(bash benchmarks/esc50_results.sh recipe-search) or pass --runs docs/searches"
         )
-    body = table(args.runs, args.names, args.margin, frozenset(args.saving))
+    body = table(args.runs, args.names, args.margin, frozenset(args.saving), frozenset(args.stopped))
     print(body)
     for document in args.write:
         replace_marked(document, f"<!-- {args.marker}:begin -->", f"<!-- {args.marker}:end -->", body)

@@ -333,6 +333,12 @@ def test_search_table_reads_changes_from_configs_and_applies_the_rule(small_conf
     assert "| +0.000 | dropped: below the margin |" in rows["same"]
     saving = subprocess.run([*script, "--saving", "same"], check=True, capture_output=True, text=True)
     assert "| +0.000 | kept (saving) |" in saving.stdout
+    # a candidate ended after fold 1 is dropped, judged on the fold it finished
+    stopped = subprocess.run([*script, "--stopped", "mixup"], check=True, capture_output=True, text=True)
+    mixup = json.loads((tmp_path / "mixup" / "fold1" / "baseline" / "best.average.json").read_text())
+    base1 = json.loads((tmp_path / "base" / "fold1" / "baseline" / "best.average.json").read_text())
+    delta = mixup["val_acc"] - base1["val_acc"]
+    assert f"| {delta:+.3f} | dropped: stopped after 1 of 2 folds |" in stopped.stdout
     averaged = json.loads((tmp_path / "base" / "fold2" / "baseline" / "best.average.json").read_text())
     assert f"{averaged['val_acc']:.3f} ({averaged['val_loss']:.3f})" in rows["base"]
     assert doc.read_text().startswith("before\n") and doc.read_text().endswith("after\n")
