@@ -41,18 +41,29 @@ def test_layering_default_file_flag(tmp_path):
     assert c.model.backbone == "minilm"
 
 
-def test_recipe_toml_sets_only_keys_that_differ_and_says_why():
-    recipe = read_config_file(ROOT / "configs" / "recipe.toml")
+@pytest.mark.parametrize("name", ["recipe.toml", "esc50-16k.toml"])
+def test_recipe_toml_sets_only_keys_that_differ_and_says_why(name):
+    recipe = read_config_file(ROOT / "configs" / name)
     spec = Config().to_dict()
-    lines = (ROOT / "configs" / "recipe.toml").read_text().splitlines()
+    lines = (ROOT / "configs" / name).read_text().splitlines()
     for section, values in recipe.items():
         for key, value in values.items():
             assert spec[section][key] != value, f"{section}.{key} equals the spec's value"
     commented = [line for line in lines if "=" in line and not line.startswith("#")]
     # every key but the companions of a commented line above it carries a reason
     assert sum("#" in line for line in commented) >= len(commented) - 2
-    c = load_config(ROOT / "configs" / "recipe.toml")
+    c = load_config(ROOT / "configs" / name)
     assert (c.audio.features, c.audio.n_frames, c.train.schedule) == ("logmel", 125, "cosine")
+
+
+def test_esc50_recipe_is_its_search_base_refit_on_every_training_clip():
+    """configs/esc50-16k.toml is what the ESC-50 search chose: its base plus the changes it
+    kept (docs/recipe.md), with the validation split given back to training."""
+    recipe = load_config(ROOT / "configs" / "esc50-16k.toml").to_dict()
+    base = load_config(ROOT / "configs" / "search" / "esc50-16k.toml").to_dict()
+    changed = {(s, k) for s in recipe for k in recipe[s] if recipe[s][k] != base[s][k]}
+    assert changed == {("data", "val_fraction")}
+    assert recipe["data"]["val_fraction"] == 0 and recipe["audio"]["sample_rate"] == 16000
 
 
 def test_a_search_on_the_refit_recipe_is_refused_in_one_line(tmp_path, capsys):
