@@ -318,3 +318,59 @@ def test_the_split_is_shown_and_written_to_the_run_folder(small_config, small_ca
     groups = {r: {c["group"] for c in record if c["role"] == r} for r in roles}
     assert not groups["train"] & groups["validation"]  # whole groups on one side
     assert "whole groups, stratified by class; 20% of the training folds" in caplog.text
+
+
+def test_a_dead_head_is_counted_and_named_in_the_log(small_config, small_cache, tmp_path, caplog):
+    """Dying ReLU in the head (seen on ESC-50 with the spec's recipe: every hidden unit off
+    for every clip, loss stuck at ln(50)): the epoch record counts the live units and the
+    log says what happened and what to change."""
+    import logging
+
+    config = copy.deepcopy(small_config)
+    config.train.epochs = 2
+    original = train_mod.AudioClassifier.forward
+
+    def kill_head(epoch, record):  # after epoch 1, every head pre-activation far below 0
+        def forward(self, x):
+            with torch.no_grad():
+                self.head[0].bias.fill_(-1e6)
+            return original(self, x)
+
+        if epoch == 1:
+            train_mod.AudioClassifier.forward = forward
+
+    try:
+        with caplog.at_level(logging.INFO):
+            result = train_arm(
+                config, small_cache, "baseline", tmp_path / "b.pt", progress=False, on_epoch_end=kill_head
+            )
+    finally:
+        train_mod.AudioClassifier.forward = original
+    alive = [r["head_units_active"] for r in result.history]
+    assert 0 < alive[0] <= config.model.head_hidden and alive[1] == 0
+    assert caplog.text.count("the classifier head is dead") == 1 and "--lr-head" in caplog.text
+
+
+def test_head_units_script_tells_a_live_head_from_a_dead_one(small_config, small_cache, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    config = copy.deepcopy(small_config)
+    config.train.epochs = 1
+    best = train_arm(
+        config, small_cache, "baseline", tmp_path / "live" / "best.pt", progress=False
+    ).best_checkpoint
+    dead = tmp_path / "dead" / "best.pt"
+    dead.parent.mkdir()
+    shutil.copy(best.parent / "config.toml", dead.parent)
+    saved = safe_torch_load(best)
+    saved["model"]["head.0.bias"].fill_(-1e6)  # every unit off for every clip
+    torch.save(saved, dead)
+    script = [sys.executable, "benchmarks/head_units.py", str(best), str(dead), "--data", config.data.root]
+    out = subprocess.run(script, check=True, capture_output=True, text=True).stdout.splitlines()
+    assert out[0].startswith(f"{best}: ") and out[0].endswith("(alive)") and ": 0 of" not in out[0]
+    units = config.model.head_hidden
+    assert out[1].startswith(f"{dead}: 0 of {units} head units fire") and out[1].endswith(
+        "(DEAD: no unit fires)"
+    )

@@ -241,6 +241,16 @@ class Run:
     compile: bool = False
     wrapped: tuple[bool, ...] | None = None  # trainable set the current DDP wrapper covers
     average: dict[str, torch.Tensor] | None = None  # running mean of the weights (average_epochs)
+    head_fired: torch.Tensor | None = None  # head hidden units with a gradient this epoch
+
+    def note_head_units(self) -> None:
+        """Mark the head's hidden units that got a gradient in this step. A unit whose ReLU
+        is off for every clip gets none; when no unit gets one for a whole epoch, the head is
+        dead (dying ReLU): nothing below it can learn, and the loss stays at ln(classes)."""
+        grad = self.model.head[0].weight.grad
+        fired = grad.abs().sum(1) > 0 if grad is not None else None
+        if fired is not None:
+            self.head_fired = fired if self.head_fired is None else self.head_fired | fired
 
     def add_to_average(self, state: TrainState) -> None:
         """Fold the current weights and BatchNorm statistics into the running mean."""
@@ -284,6 +294,7 @@ def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: b
     run.loader.dataset.epoch = epoch
     torch.manual_seed(t.seed * 100_003 + epoch)  # dropout, reproducible per epoch
     model.train()
+    run.head_fired = None
     total_loss, correct, seen = 0.0, 0, 0
     bar = Progress(len(run.loader), desc, unit="batch", enabled=progress and run.rank == 0, leave=False)
     for step, (x, y) in enumerate(run.loader):
@@ -302,6 +313,7 @@ def train_one_epoch(run: Run, config: Config, epoch: int, desc: str, progress: b
         loss.backward()  # under DDP, gradients arrive averaged over the ranks
         if t.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        run.note_head_units()
         optimizer.step()
         if per_step:
             run.scheduler.step()
@@ -429,6 +441,18 @@ def resume_state(run: Run, last_path: Path, log: Callable) -> TrainState:
     return TrainState.from_dict(saved)
 
 
+DEAD_HEAD = (
+    "Warning: the classifier head is dead: its hidden ReLU units were off for every "
+    "training clip of this epoch, so no layer below it can learn and the loss stays at "
+    "ln(number of classes). Lower --lr-head, set train.grad_clip (e.g. 5.0) or change the seed."
+)
+
+
+def head_units_active(run: Run) -> int | None:
+    """How many head hidden units got a gradient this epoch (None: head frozen)."""
+    return None if run.head_fired is None else int(run.head_fired.sum().item())
+
+
 def _describe_epoch(record: dict[str, Any], epochs: int, history: list[dict[str, Any]]) -> str:
     # ETA from this run's own epochs (a resumed run's earlier epochs count too).
     left = (epochs - record["epoch"]) * float(np.mean([h["seconds"] for h in history[-5:]]))
@@ -520,11 +544,14 @@ def _epochs(
             run.scheduler.step(val_acc)
         record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
                   "val_acc": val_acc, "lr_head": lrs["head"], "lr_backbone": lrs.get("backbone"),
-                  "trainable_blocks": blocks, "seconds": time.time() - began}  # fmt: skip
+                  "trainable_blocks": blocks, "seconds": time.time() - began,
+                  "head_units_active": head_units_active(run)}  # fmt: skip
         improved = state.update(record)
         if t.average_epochs and epoch > t.epochs - t.average_epochs:
             run.add_to_average(state)
         log(_describe_epoch(record, t.epochs, state.history))
+        if record["head_units_active"] == 0:
+            log(DEAD_HEAD)
         if run.rank == 0:
             save_checkpoints(run, state, improved, best_path, log)
         if on_epoch_end is not None:

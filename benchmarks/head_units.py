@@ -1,0 +1,62 @@
+"""How many of a saved model's head hidden units fire, on its own training clips (originals,
+no augmentation; the test fold is not read). 0 means a dead head (dying ReLU): every unit
+is off for every clip, no layer below the head gets a gradient and the loss stays at
+ln(number of classes). Training records the same count per epoch (`head_units_active` in
+each run's history) and warns when it is 0; this reads it off any saved model.
+
+    python benchmarks/head_units.py runs/esc50-minilm-seeds/seed2/fold2/finetuned/best.pt \
+        --data data/ESC-50-16k
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audiogpt2.checkpoint import load_checkpoint
+from audiogpt2.config import load_config
+from audiogpt2.features import model_input
+from audiogpt2.preprocess import preprocess
+from audiogpt2.train import split_of
+
+
+def live_units(best: Path, data_root: str, batch: int = 64) -> tuple[int, int, int]:
+    """(units that fire for at least one training clip, all units, clips scored)."""
+    model, info = load_checkpoint(best)
+    config = load_config(best.parent / "config.toml", {"data.root": data_root})
+    cache = preprocess(config, progress=False)
+    config.data.test_fold = info.test_fold
+    rows = cache.rows_for(split_of(config, cache).train, with_variants=False)
+    fired = torch.zeros(model.head[0].out_features, dtype=torch.bool)
+
+    def mark(module: torch.nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+        fired.logical_or_(out.detach().flatten(0, -2).gt(0).any(0))
+
+    hook = model.head[1].register_forward_hook(mark)
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(rows), batch):
+            feats = cache.features[rows[start : start + batch]].numpy()
+            model(torch.from_numpy(np.stack([model_input(f, config.augment) for f in feats])))
+    hook.remove()
+    return int(fired.sum()), len(fired), len(rows)
+
+
+def main() -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
+    parser.add_argument("checkpoints", nargs="+", type=Path, help="best.pt or best.last.pt of runs")
+    parser.add_argument("--data", required=True, help="the dataset root the runs trained on")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for best in args.checkpoints:
+        alive, units, clips = live_units(best, args.data)
+        verdict = "DEAD: no unit fires" if alive == 0 else "alive"
+        print(f"{best}: {alive} of {units} head units fire on {clips} training clips ({verdict})")
+
+
+if __name__ == "__main__":
+    main()
