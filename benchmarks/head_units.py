@@ -23,8 +23,10 @@ from audiogpt2.preprocess import preprocess
 from audiogpt2.train import split_of
 
 
-def live_units(best: Path, data_root: str, batch: int = 64) -> tuple[int, int, int]:
-    """(units that fire for at least one training clip, all units, clips scored)."""
+def live_units(best: Path, data_root: str, batch: int = 64) -> tuple[int, int, int, float]:
+    """(units that fire for at least one training clip, all units, clips scored, spread of
+    the head's input: the norm of its per-dimension std over clips / the norm of its mean;
+    near 0, every clip looks the same to the head)."""
     model, info = load_checkpoint(best)
     config = load_config(best.parent / "config.toml", {"data.root": data_root})
     cache = preprocess(config, progress=False)
@@ -32,17 +34,24 @@ def live_units(best: Path, data_root: str, batch: int = 64) -> tuple[int, int, i
     rows = cache.rows_for(split_of(config, cache).train, with_variants=False)
     fired = torch.zeros(model.head[0].out_features, dtype=torch.bool)
 
+    pooled = []
+
     def mark(module: torch.nn.Module, inputs: tuple, out: torch.Tensor) -> None:
         fired.logical_or_(out.detach().flatten(0, -2).gt(0).any(0))
 
-    hook = model.head[1].register_forward_hook(mark)
+    hooks = [
+        model.head[1].register_forward_hook(mark),
+        model.head[0].register_forward_hook(lambda m, inputs, out: pooled.append(inputs[0].detach())),
+    ]
     model.eval()
     with torch.no_grad():
         for start in range(0, len(rows), batch):
             feats = cache.features[rows[start : start + batch]].numpy()
             model(torch.from_numpy(np.stack([model_input(f, config.augment) for f in feats])))
-    hook.remove()
-    return int(fired.sum()), len(fired), len(rows)
+    for hook in hooks:
+        hook.remove()
+    h = torch.cat(pooled).float()
+    return int(fired.sum()), len(fired), len(rows), float(h.std(0).norm() / h.mean(0).norm())
 
 
 def main() -> None:
@@ -53,9 +62,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     for best in args.checkpoints:
-        alive, units, clips = live_units(best, args.data)
+        alive, units, clips, spread = live_units(best, args.data)
         verdict = "DEAD: no unit fires" if alive == 0 else "alive"
-        print(f"{best}: {alive} of {units} head units fire on {clips} training clips ({verdict})")
+        print(
+            f"{best}: {alive} of {units} head units fire on {clips} training clips ({verdict}); "
+            f"head input spread over clips {spread:.2%} of its mean's norm"
+        )
 
 
 if __name__ == "__main__":

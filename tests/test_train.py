@@ -369,7 +369,9 @@ def test_head_units_script_tells_a_live_head_from_a_dead_one(small_config, small
     torch.save(saved, dead)
     script = [sys.executable, "benchmarks/head_units.py", str(best), str(dead), "--data", config.data.root]
     out = subprocess.run(script, check=True, capture_output=True, text=True).stdout.splitlines()
-    assert out[0].startswith(f"{best}: ") and out[0].endswith("(alive)") and ": 0 of" not in out[0]
+    assert (
+        out[0].startswith(f"{best}: ") and "(alive); head input spread" in out[0] and ": 0 of" not in out[0]
+    )
     units = config.model.head_hidden
     assert out[1].startswith(f"{dead}: 0 of {units} head units fire") and out[1].endswith(
         "(DEAD: no unit fires)"
