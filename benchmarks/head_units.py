@@ -11,19 +11,19 @@ each run's history) and warns when it is 0; this reads it off any saved model.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from audiogpt2.checkpoint import load_checkpoint
 from audiogpt2.config import load_config
-from audiogpt2.features import model_input
+from audiogpt2.predict import predict_proba
 from audiogpt2.preprocess import preprocess
 from audiogpt2.train import split_of
 
 
-def live_units(best: Path, data_root: str, batch: int = 64) -> tuple[int, int, int, float]:
+def live_units(best: Path, data_root: str) -> tuple[int, int, int, float]:
     """(units that fire for at least one training clip, all units, clips scored, spread of
     the head's input: the norm of its per-dimension std over clips / the norm of its mean;
     near 0, every clip looks the same to the head)."""
@@ -33,7 +33,6 @@ def live_units(best: Path, data_root: str, batch: int = 64) -> tuple[int, int, i
     config.data.test_fold = info.test_fold
     rows = cache.rows_for(split_of(config, cache).train, with_variants=False)
     fired = torch.zeros(model.head[0].out_features, dtype=torch.bool)
-
     pooled = []
 
     def mark(module: torch.nn.Module, inputs: tuple, out: torch.Tensor) -> None:
@@ -43,11 +42,8 @@ def live_units(best: Path, data_root: str, batch: int = 64) -> tuple[int, int, i
         model.head[1].register_forward_hook(mark),
         model.head[0].register_forward_hook(lambda m, inputs, out: pooled.append(inputs[0].detach())),
     ]
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(rows), batch):
-            feats = cache.features[rows[start : start + batch]].numpy()
-            model(torch.from_numpy(np.stack([model_input(f, config.augment) for f in feats])))
+    # one copy per clip (no test-time shifts): every forward the hooks see is a training clip
+    predict_proba(model, cache.features[rows], dataclasses.replace(config.augment, tta=1), batch_size=64)
     for hook in hooks:
         hook.remove()
     h = torch.cat(pooled).float()

@@ -248,9 +248,10 @@ class Run:
         is off for every clip gets none; when no unit gets one for a whole epoch, the head is
         dead (dying ReLU): nothing below it can learn, and the loss stays at ln(classes)."""
         grad = self.model.head[0].weight.grad
-        fired = grad.abs().sum(1) > 0 if grad is not None else None
-        if fired is not None:
-            self.head_fired = fired if self.head_fired is None else self.head_fired | fired
+        if grad is None:  # head frozen
+            return
+        fired = grad.abs().sum(1) > 0
+        self.head_fired = fired if self.head_fired is None else self.head_fired | fired
 
     def add_to_average(self, state: TrainState) -> None:
         """Fold the current weights and BatchNorm statistics into the running mean."""
