@@ -224,7 +224,12 @@ def test_repeated_cv_with_seeds_reports_the_noise_floor(esc_root, tmp_path, caps
     table = summary_table([out])  # one row per seed in the results summary
     assert "| rep/seed0 | baseline |" in table and "| rep/seed1 | baseline |" in table
     capsys.readouterr()
-    assert main(args) == 0 and "already done" in capsys.readouterr().out  # resumable
+    for seed in (0, 1):
+        (tmp_path / f"c-seed{seed}.pt").unlink()
+    assert main(args) == 0 and "every fold already done" in capsys.readouterr().out  # resumable
+    # finished seeds are not preprocessed again, and their report stands
+    assert not any(tmp_path.glob("c-seed*.pt"))
+    assert "| fold | seed0 | seed1 | seed-to-seed std |" in (out / "report.md").read_text()
     assert main(["compare", f"{out}:baseline", f"{out}:baseline", "--out", str(tmp_path / "cmp")]) == 0
     result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert result["n"] == 4 and result["seed_std_a"] is not None and result["mean"] == 0

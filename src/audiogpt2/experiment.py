@@ -23,6 +23,7 @@ from audiogpt2.arms import ARMS
 from audiogpt2.cache import FeatureCache
 from audiogpt2.checkpoint import read_checkpoint_config
 from audiogpt2.config import Config, DataConfig, PathsConfig, config_from_dict, separate_outputs
+from audiogpt2.data import load_dataset
 from audiogpt2.device import select_device
 from audiogpt2.evaluate import evaluate_checkpoint, format_metrics, plot_confusion
 from audiogpt2.io import atomic_write_json
@@ -155,7 +156,7 @@ def run_seeds(
     """Repeated cross-validation: every fold under each seed into ``out_dir/seed<k>/``
     (resumable like ``run_cv``), then a report of the seed-to-seed spread."""
     from audiogpt2.preprocess import preprocess
-    from audiogpt2.report import build_seed_report
+    from audiogpt2.report import build_report, build_seed_report, build_validation_summary
 
     out_dir = Path(out_dir)
     for seed in seeds:
@@ -165,9 +166,27 @@ def run_seeds(
         cache_path = Path(config.data.cache)
         seeded.data.cache = str(cache_path.with_name(f"{cache_path.stem}-seed{seed}{cache_path.suffix}"))
         log.info(f"=== seed {seed} ===")
+        seed_dir = out_dir / f"seed{seed}"
+        if resume and seed_finished(seeded, seed_dir, arms, folds, score_test):
+            # a rerun after an interruption reaches the unfinished seed without rebuilding
+            # the features of the finished ones (minutes per seed on a full dataset)
+            log.info(f"seed {seed}: every fold already done ({seed_dir}); not preprocessing it")
+            last = build_report(seed_dir) if score_test else build_validation_summary(seed_dir)
+            continue
         cache = preprocess(seeded, progress=progress)
-        last = run_cv(seeded, cache, out_dir / f"seed{seed}", arms, folds, resume, progress, score_test)
+        last = run_cv(seeded, cache, seed_dir, arms, folds, resume, progress, score_test)
     return build_seed_report(out_dir) if score_test else last
+
+
+def seed_finished(
+    config: Config, seed_dir: Path, arms: list[str], folds: list[int] | None, score_test: bool
+) -> bool:
+    """Whether every fold and arm under ``seed_dir`` has its record (the folds from the
+    dataset's index, which is cheap to read, when none are given)."""
+    if not folds:
+        folds = sorted(set(load_dataset(config.data, seed=config.train.seed).folds.tolist()))
+    marker = "metrics.json" if score_test else "validation.json"
+    return all((seed_dir / f"fold{fold}" / arm / marker).is_file() for fold in folds for arm in arms)
 
 
 def arm_checkpoint(config: Config, arm: str) -> Path:
