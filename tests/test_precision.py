@@ -83,3 +83,8 @@ def test_the_run_log_and_config_record_the_precision(small_config, small_cache, 
 
     assert resumed_precision(checkpoint_paths(result.best_checkpoint)[0], "auto") == "bf16"
     assert resumed_precision(checkpoint_paths(result.best_checkpoint)[0], "fp32") == "fp32"
+    small_config.train.precision = "auto"  # and its log says so, not "asked for"
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        train_arm(small_config, small_cache, "baseline", tmp_path / "b.pt", resume=True, progress=False)
+    assert "bf16 (kept from the run it resumes (auto))" in caplog.text and "asked for" not in caplog.text

@@ -490,9 +490,13 @@ def train_arm(
     best_path = Path(checkpoint)
     config = copy.deepcopy(config)
     config.model.num_classes = len(cache.classes)  # the resolved config shows what ran
+    asked, kept = config.train.precision, False
     if resume and checkpoint_paths(best_path)[0].is_file():
-        config.train.precision = resumed_precision(checkpoint_paths(best_path)[0], config.train.precision)
+        config.train.precision = resumed_precision(checkpoint_paths(best_path)[0], asked)
+        kept = asked == "auto"
     run, split = _setup(config, cache, arm)
+    if kept:  # the log says why, not "asked for" a precision nobody named
+        run.precision = dataclasses.replace(run.precision, reason="kept from the run it resumes (auto)")
     log = _silent if run.rank else log  # one voice: rank 0 prints and writes
     schedule = config.train.unfreeze_schedule()
     check_unfreeze_table(run.model, schedule, config.model.backbone)
