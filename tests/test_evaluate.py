@@ -1,5 +1,6 @@
 import copy
 import json
+import re
 import shutil
 
 import numpy as np
@@ -213,6 +214,10 @@ def test_repeated_cv_with_seeds_reports_the_noise_floor(esc_root, tmp_path, caps
             "--workers", "1", "--threads", "1", "--fold", "5", "--fold", "4", "--seeds", "0,1",
             "--cache", str(tmp_path / "c.pt"), "--out", str(out)]  # fmt: skip
     assert main(args) == 0
+    log = capsys.readouterr().out  # where the run stands, before each fold
+    assert "=== seed 1 (2 of 2) ===" in log and "seed1: fold 5 baseline is run 1 of 2" in log
+    stands = r"seed1: fold 4 baseline is run 2 of 2; about \d+ s left \(finished runs took \d+ s each\)"
+    assert re.search(stands, log)
     for seed in (0, 1):
         assert (out / f"seed{seed}" / "fold5" / "baseline" / "metrics.json").is_file()
         assert (tmp_path / f"c-seed{seed}.pt").is_file()  # each seed draws its own variants

@@ -135,12 +135,38 @@ def run_cv(
     folds = folds or sorted(set(cache.folds.tolist()))
     write_config(config, out_dir)
     summary = out_dir / "validation.md"
+    marker = "metrics.json" if score_test else "validation.json"
     for fold in folds:
         for arm in arms:
+            if not (out_dir / f"fold{fold}" / arm / marker).is_file():
+                log.info(run_progress(out_dir, arms, folds, marker, f"fold {fold} {arm}"))
             run_fold(config, cache, arm, fold, out_dir / f"fold{fold}" / arm, resume, progress, score_test)
         if not score_test:  # after every fold, so a part-done search can be published
             summary = build_validation_summary(out_dir)
     return build_report(out_dir) if score_test else summary
+
+
+def run_progress(out_dir: Path, arms: list[str], folds: list[int], marker: str, starting: str) -> str:
+    """Where a multi-hour cross-validation stands: runs done of all, and the time left at
+    the mean training time of the finished ones (an estimate; a resumed run needs less)."""
+    done = [
+        json.loads(path.read_text())
+        for fold in folds
+        for arm in arms
+        if (path := out_dir / f"fold{fold}" / arm / marker).is_file()
+    ]
+    total = len(folds) * len(arms)
+    line = f"{out_dir.name}: {starting} is run {len(done) + 1} of {total}"
+    seconds = [record["train_seconds"] for record in done if record.get("train_seconds")]
+    if seconds:
+        mean = sum(seconds) / len(seconds)
+        left = _duration((total - len(done)) * mean)
+        line += f"; about {left} left (finished runs took {_duration(mean)} each)"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def run_seeds(
@@ -165,7 +191,7 @@ def run_seeds(
         # The seed also draws the waveform variants, so each seed has its own cache.
         cache_path = Path(config.data.cache)
         seeded.data.cache = str(cache_path.with_name(f"{cache_path.stem}-seed{seed}{cache_path.suffix}"))
-        log.info(f"=== seed {seed} ===")
+        log.info(f"=== seed {seed} ({seeds.index(seed) + 1} of {len(seeds)}) ===")
         seed_dir = out_dir / f"seed{seed}"
         if resume and seed_finished(seeded, seed_dir, arms, folds, score_test):
             # a rerun after an interruption reaches the unfinished seed without rebuilding
