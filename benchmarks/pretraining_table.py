@@ -103,9 +103,16 @@ def esc50_comparisons(runs: str) -> list[tuple[str, str, str]]:
     AudioSet front end (external data) adds."""
     spec, spec_all = f"{runs}/esc50-minilm-seeds", f"{runs}/esc50-minilm-all-seeds"
     cnn, mn04 = f"{runs}/esc50-cnn-only-seeds:baseline", f"{runs}/esc50-mn04-seeds:baseline"
+    refit = f"{runs}/esc50-mn04-refit-seeds:baseline"
     mn_pre, mn_all = (
         f"{runs}/esc50-mn04-minilm-seeds:finetuned",
         f"{runs}/esc50-mn04-minilm-all-seeds:baseline",
+    )
+    # the recipe without external data, and its MiniLM arms (paired on the seeds both ran)
+    recipe, rec_pre, rec_all = (
+        f"{runs}/esc50-recipe-seeds:baseline",
+        f"{runs}/esc50-recipe-minilm-seeds:finetuned",
+        f"{runs}/esc50-recipe-minilm-seeds:baseline",
     )
     return [
         (f"ESC-50 at 16 kHz, {label}", a, b)
@@ -113,11 +120,17 @@ def esc50_comparisons(runs: str) -> list[tuple[str, str, str]]:
             ("spec recipe: pretrained - random (`schedule`)", f"{spec}:finetuned", f"{spec}:baseline"),
             ("spec recipe: pretrained - random (`all`)", f"{spec}:finetuned", f"{spec_all}:baseline"),
             ("spec recipe: pretrained MiniLM - CNN only", f"{spec}:finetuned", cnn),
+            ("our recipe CNN - spec CNN, both without a transformer", recipe, cnn),
+            ("our recipe: pretrained MiniLM - random (`all`)", rec_pre, rec_all),
+            ("our recipe: pretrained MiniLM - CNN only", rec_pre, recipe),
             ("mn04 front end (AudioSet) - spec CNN, both without a transformer", mn04, cnn),
+            ("mn04 front end, refit on every training clip - picked on validation", refit, mn04),
             ("mn04 front end: pretrained MiniLM - random (`all`)", mn_pre, mn_all),
             ("mn04 front end: pretrained MiniLM - no transformer", mn_pre, mn04),
+            ("mn04 front end - our recipe CNN, both feeding pretrained MiniLM", mn_pre, rec_pre),
+            ("mn04 front end - our recipe CNN, both feeding random MiniLM (`all`)", mn_all, rec_all),
         )
-    ]
+    ]  # fmt: skip
 
 
 def num(x: float | None, fmt: str = "{:.3f}") -> str:
