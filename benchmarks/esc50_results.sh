@@ -7,7 +7,7 @@
 # STEP: cnn-only | minilm | mn04-search | mn04-epochs-search | mn04 | mn04-refit | mn04-minilm |
 #   recipe-search | recipe | recipe-minilm | mn04-minilm-search | all. MN04_WEIGHTS: a local
 #   copy of the mn04 weights (default: the release name, downloaded once). SEEDS: the seeds
-#   of recipe-minilm (default 0,1). Each job runs with one thread (two jobs side by side on
+#   of recipe-minilm (default 0,1,2). Each job runs with one thread (two jobs side by side on
 #   2 cores) and precision "auto" (bf16 autocast where the CPU has it; recorded per run).
 set -euo pipefail
 STEP=${1:-all}
@@ -107,10 +107,11 @@ if [ "$STEP" = recipe ] || [ "$STEP" = all ]; then
 fi
 if [ "$STEP" = recipe-minilm ] || [ "$STEP" = all ]; then
   # 9. The recipe feeding MiniLM: pretrained (the spec's gradual unfreezing) against the same
-  #    network from random weights trained fully from epoch 1, two seeds, paired by fold and
-  #    seed. The costliest rows: each seed can run as its own job (--seeds 0, --seeds 1).
+  #    network from random weights trained fully from epoch 1, paired by fold and seed: three
+  #    seeds, the recipe-CNN half of the 2 x 2 with mn04 (step 5). The costliest rows (about
+  #    an hour per fold and arm on one core): each seed can run as its own job (SEEDS=0, ...).
   audiogpt2 cv --name esc50-recipe-minilm-seeds "${RECIPE[@]}" --backbone minilm --baseline-trainable all \
-    --seeds "${SEEDS:-0,1}"
+    --seeds "${SEEDS:-0,1,2}"
 fi
 if [ "$STEP" = mn04-minilm-search ] || [ "$STEP" = all ]; then
   # 7. How mn04's map becomes MiniLM's tokens, and whether mn04 trains: fold 1's validation
