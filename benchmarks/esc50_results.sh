@@ -108,8 +108,8 @@ fi
 if [ "$STEP" = recipe-minilm ] || [ "$STEP" = all ]; then
   # 9. The recipe feeding MiniLM: pretrained (the spec's gradual unfreezing) against the same
   #    network from random weights trained fully from epoch 1, paired by fold and seed: three
-  #    seeds, the recipe-CNN half of the 2 x 2 with mn04 (step 5). The costliest rows (about
-  #    an hour per fold and arm on one core): each seed can run as its own job (SEEDS=0, ...).
+  #    seeds, the recipe-CNN half of the 2 x 2 with mn04 (step 5). The costliest rows (estimated at
+  #    about an hour per fold and arm on one core): each seed can run as its own job (SEEDS=0, ...).
   audiogpt2 cv --name esc50-recipe-minilm-seeds "${RECIPE[@]}" --backbone minilm --baseline-trainable all \
     --seeds "${SEEDS:-0,1,2}"
 fi
