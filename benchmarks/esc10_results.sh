@@ -181,3 +181,11 @@ audiogpt2 compare runs/esc10-recipe-band-minilm-bf16/seed0,runs/esc10-recipe-ban
 #     release name, downloaded once).
 audiogpt2 cv --name esc10-mn04-seeds --config configs/mn04.toml --data "$DATA" --subset esc10 \
   --frontend-weights "${MN04_WEIGHTS:-mn04_as}" --backbone none --arms baseline --threads 1 --seeds 0,1,2
+# 17. Step 16 refit, as on ESC-50 (benchmarks/esc50_results.sh mn04-refit): trained once more,
+#     unchanged, on every clip of the four training folds (no validation split), saving the
+#     last epoch's weights (the cosine schedule ends there; nothing is picked). Same rule,
+#     written before it ran: the refit is the final ESC-10 mn04 row whatever its score, and
+#     its difference from step 16 (paired by fold and seed) is reported either way.
+audiogpt2 cv --name esc10-mn04-refit-seeds --config configs/mn04.toml --data "$DATA" --subset esc10 \
+  --frontend-weights "${MN04_WEIGHTS:-mn04_as}" --backbone none --arms baseline --threads 1 --seeds 0,1,2 \
+  --set data.val_fraction=0 --set train.average_epochs=1

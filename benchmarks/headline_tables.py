@@ -68,6 +68,8 @@ ESC10_ROWS = [
      f"{ESC10} (step 12)"),
     ("mn04 front end, pooled head (configs/mn04.toml)", "esc10-mn04-seeds", "baseline", VAL, "**AudioSet**",
      f"{ESC10} (step 16)"),
+    ("mn04 front end, pooled head, refit", "esc10-mn04-refit-seeds", "baseline", REFIT, "**AudioSet**",
+     f"{ESC10} (step 17)"),
 ]  # fmt: skip
 ESC50_ANCHORS = [
     ("human listeners (Piczak 2015)", "0.813", "ESC-50 44.1 kHz", "-", "none"),

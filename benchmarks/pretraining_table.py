@@ -94,6 +94,11 @@ def comparisons(runs: str, suffix: str) -> list[tuple[str, str, str]]:
             f"{runs}/esc10-mn04-seeds:baseline",
             f"{runs}/esc10-recipe-band:baseline",
         ),
+        (
+            "mn04 front end, refit on every training clip - picked on validation",
+            f"{runs}/esc10-mn04-refit-seeds:baseline",
+            f"{runs}/esc10-mn04-seeds:baseline",
+        ),
     ]
     return [(f"ESC-10, {label}", a, b) for label, a, b in rows] + esc50_comparisons(runs)
 
