@@ -83,7 +83,7 @@ def run_fold(
     out_dir = Path(out_dir)
     # a search's finished fold leaves validation.json (its record, no test score), which
     # also survives without its checkpoints (benchmarks/restore_runs.sh puts it back)
-    metrics_path = out_dir / ("metrics.json" if score_test else "validation.json")
+    metrics_path = out_dir / record_name(score_test)
     if resume and metrics_path.is_file():
         log.info(f"fold {fold} {arm}: already done ({metrics_path})")
         return json.loads(metrics_path.read_text())
@@ -135,25 +135,33 @@ def run_cv(
     folds = folds or sorted(set(cache.folds.tolist()))
     write_config(config, out_dir)
     summary = out_dir / "validation.md"
-    marker = "metrics.json" if score_test else "validation.json"
     for fold in folds:
         for arm in arms:
-            if not (out_dir / f"fold{fold}" / arm / marker).is_file():
-                log.info(run_progress(out_dir, arms, folds, marker, f"fold {fold} {arm}"))
+            if not fold_record(out_dir, fold, arm, score_test).is_file():
+                log.info(run_progress(out_dir, arms, folds, score_test, f"fold {fold} {arm}"))
             run_fold(config, cache, arm, fold, out_dir / f"fold{fold}" / arm, resume, progress, score_test)
         if not score_test:  # after every fold, so a part-done search can be published
             summary = build_validation_summary(out_dir)
     return build_report(out_dir) if score_test else summary
 
 
-def run_progress(out_dir: Path, arms: list[str], folds: list[int], marker: str, starting: str) -> str:
+def record_name(score_test: bool) -> str:
+    """A finished fold's record: metrics.json of a scored run, validation.json of a search's."""
+    return "metrics.json" if score_test else "validation.json"
+
+
+def fold_record(cv_dir: Path, fold: int, arm: str, score_test: bool) -> Path:
+    return cv_dir / f"fold{fold}" / arm / record_name(score_test)
+
+
+def run_progress(out_dir: Path, arms: list[str], folds: list[int], score_test: bool, starting: str) -> str:
     """Where a multi-hour cross-validation stands: runs done of all, and the time left at
     the mean training time of the finished ones (an estimate; a resumed run needs less)."""
     done = [
         json.loads(path.read_text())
         for fold in folds
         for arm in arms
-        if (path := out_dir / f"fold{fold}" / arm / marker).is_file()
+        if (path := fold_record(out_dir, fold, arm, score_test)).is_file()
     ]
     total = len(folds) * len(arms)
     line = f"{out_dir.name}: {starting} is run {len(done) + 1} of {total}"
@@ -185,13 +193,13 @@ def run_seeds(
     from audiogpt2.report import build_report, build_seed_report, build_validation_summary
 
     out_dir = Path(out_dir)
-    for seed in seeds:
+    for k, seed in enumerate(seeds, 1):
         seeded = copy.deepcopy(config)
         seeded.train.seed = seed
         # The seed also draws the waveform variants, so each seed has its own cache.
         cache_path = Path(config.data.cache)
         seeded.data.cache = str(cache_path.with_name(f"{cache_path.stem}-seed{seed}{cache_path.suffix}"))
-        log.info(f"=== seed {seed} ({seeds.index(seed) + 1} of {len(seeds)}) ===")
+        log.info(f"=== seed {seed} ({k} of {len(seeds)}) ===")
         seed_dir = out_dir / f"seed{seed}"
         if resume and seed_finished(seeded, seed_dir, arms, folds, score_test):
             # a rerun after an interruption reaches the unfinished seed without rebuilding
@@ -211,8 +219,7 @@ def seed_finished(
     dataset's index, which is cheap to read, when none are given)."""
     if not folds:
         folds = sorted(set(load_dataset(config.data, seed=config.train.seed).folds.tolist()))
-    marker = "metrics.json" if score_test else "validation.json"
-    return all((seed_dir / f"fold{fold}" / arm / marker).is_file() for fold in folds for arm in arms)
+    return all(fold_record(seed_dir, fold, arm, score_test).is_file() for fold in folds for arm in arms)
 
 
 def arm_checkpoint(config: Config, arm: str) -> Path:
