@@ -130,8 +130,11 @@ def esc50_comparisons(runs: str) -> list[tuple[str, str, str]]:
             ("our recipe: pretrained MiniLM - CNN only", rec_pre, recipe),
             ("mn04 front end (AudioSet) - spec CNN, both without a transformer", mn04, cnn),
             ("mn04 front end, refit on every training clip - picked on validation", refit, mn04),
+            ("mn04 front end refit - our recipe CNN, both on every training clip, no transformer",
+             refit, recipe),
             ("mn04 front end: pretrained MiniLM - random (`all`)", mn_pre, mn_all),
             ("mn04 front end: pretrained MiniLM - no transformer", mn_pre, mn04),
+            ("mn04 front end: random MiniLM (`all`) - no transformer", mn_all, mn04),
             ("mn04 front end - our recipe CNN, both feeding pretrained MiniLM", mn_pre, rec_pre),
             ("mn04 front end - our recipe CNN, both feeding random MiniLM (`all`)", mn_all, rec_all),
         )
