@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copy the small outputs of finished folds (metrics, curves, config; no checkpoints) from
 # runs/ into docs/results/, then rebuild every report, the ESC-10 summary table, the
-# pretrained-vs-random table and the ESC-50 headline tables (docs/results.md, README.md).
+# pretrained-vs-random table, the ESC-50 headline tables (docs/results.md, README.md) and the
+# ESC-50 seconds per epoch (docs/speed.md).
 #   bash benchmarks/publish_results.sh                      # every runs/esc10-* experiment
 #   bash benchmarks/publish_results.sh runs/esc10-recipe-band-minilm   # only the ones named
 #   bash benchmarks/publish_results.sh runs/esc50-mn04-seeds           # ESC-50 runs: always named
@@ -56,6 +57,8 @@ python "$(dirname "$0")/pretraining_table.py" --runs docs/results --write docs/r
 python "$(dirname "$0")/runs_appendix.py" --runs docs/results --write docs/results.md
 if compgen -G "docs/results/esc50-*/" > /dev/null; then
   audiogpt2 report docs/results/esc50-*/
+  # seconds per epoch of every ESC-50 run, per CPU (docs/speed.md)
+  python "$(dirname "$0")/epoch_seconds.py" --write docs/speed.md > /dev/null
 fi
 python "$(dirname "$0")/headline_tables.py" --runs docs/results --write docs/results.md --write README.md
 # the ESC-50 recipe search's ablation table (docs/recipe.md), from its published records
