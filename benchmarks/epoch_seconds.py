@@ -1,6 +1,7 @@
 """Seconds per training epoch of published long runs, per run, arm and CPU: the median over
 every epoch each fold's ``best.history.json`` records, grouped by the CPU its ``metrics.json``
-names. Read from the runs' own records, so the table in docs/speed.md never drifts.
+names (flags, threads, arithmetic). Read from the runs' own records, so the table in
+docs/speed.md never drifts.
 
     python benchmarks/epoch_seconds.py [RUN ...] [--write docs/speed.md]
 
@@ -16,18 +17,9 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from audiogpt2.report import collect, replace_marked, seed_dirs
+from audiogpt2.report import collect, hardware_label, hardware_of, replace_marked, seed_dirs
 
 BEGIN, END = "<!-- epochs:begin -->", "<!-- epochs:end -->"
-BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-
-
-def cpu_label(hardware: dict) -> str:
-    """The CPU model with its bf16 instructions (what sets the epoch time), and threads."""
-    flags = hardware.get("cpu_flags", "").split()
-    native = [f for f in BF16_FLAGS if f in flags] or ["no bf16" if flags else "no bf16 flags recorded"]
-    threads = hardware.get("torch_threads", "?")
-    return f"{hardware.get('cpu', '?')} ({', '.join(native)}), {threads} thread(s)"
 
 
 def epoch_seconds(run: Path) -> dict[tuple[str, str], list[float]]:
@@ -36,7 +28,7 @@ def epoch_seconds(run: Path) -> dict[tuple[str, str], list[float]]:
     for seed_dir in seed_dirs(run) or [run]:
         for arm, folds in collect(seed_dir).items():
             for fold in folds.values():
-                key = (arm, cpu_label(fold["metrics"].get("hardware", {})))
+                key = (arm, hardware_label(hardware_of(fold["metrics"])))
                 found[key] += [e["seconds"] for e in fold["history"] if e.get("seconds")]
     return found
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiogpt2.report import collect, replace_marked, seed_dirs, seed_ensemble
+from audiogpt2.report import collect, hardware_label, hardware_of, replace_marked, seed_dirs, seed_ensemble
 
 VAL = "val 20 % of training folds"
 ALL = "every training-fold clip (no validation; mean of the last 20 epochs' weights)"
@@ -127,10 +127,7 @@ def machine(per_seed: dict[str, dict[int, dict]]) -> str:
     folds = [f["metrics"] for done in per_seed.values() for f in done.values()]
     minutes = [sum(f["metrics"].get("train_seconds", 0) for f in done.values()) / 60
                for done in per_seed.values() if len(done) == 5]  # fmt: skip
-    hardware = [(m.get("hardware", {}), m.get("arithmetic", "fp32")) for m in folds]
-    hw = {(h.get("cpu", "?"), h.get("cpu_flags", ""), h.get("torch_threads"), arith) for h, arith in hardware}
-    where = "; ".join(f"{cpu}{f' ({flags})' if flags else ''}, {threads} thread(s), {arith}"
-                      for cpu, flags, threads, arith in sorted(hw, key=str))  # fmt: skip
+    where = "; ".join(hardware_label(hw) for hw in sorted({hardware_of(m) for m in folds}, key=str))
     return (f"{np.mean(minutes):.0f} min per seed; " if minutes else "") + where
 
 

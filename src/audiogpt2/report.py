@@ -32,6 +32,19 @@ def collect(run_dir: str | Path) -> dict[str, dict[int, dict[str, Any]]]:
     return found
 
 
+def hardware_of(metrics: dict[str, Any]) -> tuple[str, str, Any, str]:
+    """(CPU model, recorded CPU flags, torch threads, arithmetic) of one fold's metrics."""
+    h = metrics.get("hardware", {})
+    arithmetic = metrics.get("arithmetic", "fp32")
+    return h.get("cpu", "?"), h.get("cpu_flags", ""), h.get("torch_threads"), arithmetic
+
+
+def hardware_label(hardware: tuple[str, str, Any, str]) -> str:
+    """Where a fold ran, as the tables print it: "CPU (flags), N thread(s), arithmetic"."""
+    cpu, flags, threads, arithmetic = hardware
+    return f"{cpu}{f' ({flags})' if flags else ''}, {threads} thread(s), {arithmetic}"
+
+
 def _average_record(arm_dir: Path) -> dict[str, Any] | None:
     """The weight-averaged model's validation record (train.average_epochs), if any."""
     path = arm_dir / "best.average.json"
