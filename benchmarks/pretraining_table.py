@@ -145,6 +145,13 @@ def num(x: float | None, fmt: str = "{:.3f}") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
+def pair_count(r: dict) -> str:
+    """The pair count, marked partial (with its folds) while some test folds are missing."""
+    if len(r["folds"]) >= r["n_folds"]:
+        return str(r["n"])
+    return f"{r['n']} (partial: fold {', '.join(map(str, r['folds']))} of {r['n_folds']})"
+
+
 def slug(label: str) -> str:
     """A folder name for a comparison's figures."""
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
@@ -172,8 +179,8 @@ def table(runs: str, suffix: str, figures: Path | None = None, document: Path | 
         ci = f"[{num(r['ci_low'], '{:+.3f}')}, {num(r['ci_high'], '{:+.3f}')}]"
         p = f"{num(r['p'], '{:.2f}')} ({num(r['p_uncorrected'], '{:.2f}')})"
         lines.append(
-            f"| {label} | {r['n']} | {r['mean']:+.3f} {ci} | {p} | {r['wins']} / {r['losses']} / {r['ties']} "
-            f"| {num(r['seed_std_a'])}, {num(r['seed_std_b'])} |"
+            f"| {label} | {pair_count(r)} | {r['mean']:+.3f} {ci} | {p} "
+            f"| {r['wins']} / {r['losses']} / {r['ties']} | {num(r['seed_std_a'])}, {num(r['seed_std_b'])} |"
         )
     return lines
 

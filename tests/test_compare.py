@@ -121,3 +121,16 @@ def test_report_gives_per_class_accuracy_by_super_category():
     table = "\n".join(per_class_table(acc, classes))
     assert "| animals | 0.833 | dog 0.67, cat 1.00 |" in table
     assert grouped_order(["hum", "dog"]) == ([0, 1], [])  # not ESC-50: order kept, no groups
+
+
+def test_compare_marks_pairs_that_miss_test_folds_as_partial(tmp_path):
+    from audiogpt2.compare import to_markdown
+
+    a0, a1 = _run(tmp_path, "a-s0", 0, [0.70]), _run(tmp_path, "a-s1", 1, [0.72])
+    b0, b1 = _run(tmp_path, "b-s0", 0, [0.76]), _run(tmp_path, "b-s1", 1, [0.79])
+    r = compare(f"{a0},{a1}", f"{b0},{b1}")
+    assert r["folds"] == [1] and r["n_folds"] == 5
+    assert "**Partial:** the pairs cover test fold(s) 1 of 5" in to_markdown(r)
+    full = [_run(tmp_path, f"c-{k}", 0, [0.8, 0.7, 0.9, 0.6, 0.8]) for k in "ab"]
+    r = compare(str(full[0]), str(full[1]))
+    assert r["folds"] == [1, 2, 3, 4, 5] and "Partial" not in to_markdown(r)

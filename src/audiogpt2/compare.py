@@ -105,6 +105,8 @@ def compare(side_a: str, side_b: str, n_folds: int = 5) -> dict[str, Any]:
             for (f, s), d in zip(pairs, diffs)
         ],
         "n": len(pairs),
+        "folds": sorted({f for f, _ in pairs}),
+        "n_folds": n_folds,
         "test_train_ratio": ratio,
         **test,
         "p_uncorrected": naive_p,
@@ -204,6 +206,18 @@ def plot_per_class(r: dict[str, Any], path: Path) -> Path:
     return out
 
 
+def partial_caveat(r: dict[str, Any]) -> str:
+    """A warning when the pairs miss some test folds: then the interval lacks their spread."""
+    folds = r.get("folds") or []
+    n_folds = r.get("n_folds", len(folds))
+    if len(folds) >= n_folds:
+        return ""
+    return (
+        f"the pairs cover test fold(s) {', '.join(map(str, folds))} of {n_folds}, so the interval "
+        "leaves out how the difference varies from fold to fold. It is no finding until every fold has run."
+    )
+
+
 def to_markdown(r: dict[str, Any]) -> str:
     def num(x: float | None) -> str:
         return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
@@ -227,6 +241,9 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"Seed-to-seed standard deviation within a fold (noise floor): A {num(r['seed_std_a'])}, "
         f"B {num(r['seed_std_b'])}{unmeasured}.",
     ]
+    caveat = partial_caveat(r)
+    if caveat:
+        lines += ["", f"**Partial:** {caveat}"]
     lines += ["", "![A - B per fold and seed](pairs.png)"]
     if r.get("per_class"):
         ranked = sorted(r["per_class"], key=lambda row: row["diff"])
