@@ -24,7 +24,7 @@ import re
 import sys
 from pathlib import Path
 
-from audiogpt2.compare import CompareError, compare, write_comparison
+from audiogpt2.compare import CompareError, compare, partial_caveat, write_comparison
 from audiogpt2.report import replace_marked
 
 # where --write puts the table in its document
@@ -147,7 +147,7 @@ def num(x: float | None, fmt: str = "{:.3f}") -> str:
 
 def pair_count(r: dict) -> str:
     """The pair count, marked partial (with its folds) while some test folds are missing."""
-    if len(r["folds"]) >= r["n_folds"]:
+    if not partial_caveat(r):
         return str(r["n"])
     return f"{r['n']} (partial: fold {', '.join(map(str, r['folds']))} of {r['n_folds']})"
 
