@@ -41,6 +41,10 @@ def test_hardware_line_names_the_cpu_model(tmp_path):
     lines = ["processor\t: 0", "model name\t: AMD EPYC 7B13", "", "processor\t: 1"]
     info.write_text("\n".join(lines) + "\n")
     assert cpu_model(info) == "AMD EPYC 7B13"
+    # a virtual machine's generic name: the family and model numbers tell generations apart
+    lines = ["processor\t: 0", "cpu family\t: 25", "model\t\t: 17", "model name\t: AMD EPYC", ""]
+    info.write_text("\n".join(lines + ["processor\t: 1", "cpu family\t: 26", "model\t\t: 2"]) + "\n")
+    assert cpu_model(info) == "AMD EPYC, family 25 model 17"
     assert cpu_model(tmp_path / "missing") == ""
     hardware = hardware_info("cpu")
     assert hardware["cpu"] and hardware["torch_threads"] >= 1
