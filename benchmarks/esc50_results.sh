@@ -68,11 +68,13 @@ fi
 MN04_UNFREEZE=(--set 'train.unfreeze={"3": 0, "5": 1, "8": 2}')
 if [ "$STEP" = mn04-minilm ] || [ "$STEP" = all ]; then
   # 5. mn04 feeding MiniLM: pretrained (the spec's gradual unfreezing) against random
-  #    initialisation trained fully from epoch 1. Seed by seed, both arms, so that an
+  #    initialisation trained fully from epoch 1 (`all`), and against random initialisation
+  #    on the same unfreezing schedule (baseline of esc50-mn04-minilm-seeds), which alone
+  #    separates the initialisation from the schedule. Seed by seed, every arm, so that an
   #    interrupted run leaves pairs to compare (each seed's folders are the same either way)
   for SEED in 0 1 2; do
     audiogpt2 cv --name esc50-mn04-minilm-seeds "${MN04[@]}" "${MN04_UNFREEZE[@]}" --set audio.fmax=$MN04_FMAX \
-      --backbone minilm --arms finetuned --seeds $SEED
+      --backbone minilm --seeds $SEED
     audiogpt2 cv --name esc50-mn04-minilm-all-seeds "${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone minilm \
       --arms baseline --baseline-trainable all --seeds $SEED
   done

@@ -109,8 +109,9 @@ def esc50_comparisons(runs: str) -> list[tuple[str, str, str]]:
     spec, spec_all = f"{runs}/esc50-minilm-seeds", f"{runs}/esc50-minilm-all-seeds"
     cnn, mn04 = f"{runs}/esc50-cnn-only-seeds:baseline", f"{runs}/esc50-mn04-seeds:baseline"
     refit = f"{runs}/esc50-mn04-refit-seeds:baseline"
-    mn_pre, mn_all = (
+    mn_pre, mn_sched, mn_all = (
         f"{runs}/esc50-mn04-minilm-seeds:finetuned",
+        f"{runs}/esc50-mn04-minilm-seeds:baseline",
         f"{runs}/esc50-mn04-minilm-all-seeds:baseline",
     )
     # the recipe without external data, and its MiniLM arms (paired on the seeds both ran)
@@ -133,6 +134,8 @@ def esc50_comparisons(runs: str) -> list[tuple[str, str, str]]:
             ("mn04 front end refit - our recipe CNN, both on every training clip, no transformer",
              refit, recipe),
             ("mn04 front end: pretrained MiniLM - random (`all`)", mn_pre, mn_all),
+            ("mn04 front end: pretrained MiniLM - random (`schedule`)", mn_pre, mn_sched),
+            ("mn04 front end: random MiniLM `all` - random `schedule`", mn_all, mn_sched),
             ("mn04 front end: pretrained MiniLM - no transformer", mn_pre, mn04),
             ("mn04 front end: random MiniLM (`all`) - no transformer", mn_all, mn04),
             ("mn04 front end - our recipe CNN, both feeding pretrained MiniLM", mn_pre, rec_pre),
