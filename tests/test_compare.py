@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from audiogpt2.cli import main
-from audiogpt2.compare import compare, corrected_ttest
+from audiogpt2.compare import CompareError, compare, corrected_ttest
 
 
 def _run(root, name, seed, accs, arm="baseline"):
@@ -134,3 +134,19 @@ def test_compare_marks_pairs_that_miss_test_folds_as_partial(tmp_path):
     full = [_run(tmp_path, f"c-{k}", 0, [0.8, 0.7, 0.9, 0.6, 0.8]) for k in "ab"]
     r = compare(str(full[0]), str(full[1]))
     assert r["folds"] == [1, 2, 3, 4, 5] and "Partial" not in to_markdown(r)
+
+
+def test_a_seed_that_has_not_reached_an_arm_is_left_out(tmp_path):
+    # seed 1 of a repeated CV has finished folds of the pretrained arm only: the comparison
+    # pairs the seeds that hold both arms, and an arm that no seed holds is an error
+    rep = tmp_path / "rep"
+    _run(rep, "seed0", 0, [0.70, 0.72], arm="finetuned")
+    for fold, acc in ((1, 0.75), (2, 0.78)):
+        d = rep / "seed0" / f"fold{fold}" / "baseline"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"accuracy": acc, "n": 80, "fold": fold}))
+    _run(rep, "seed1", 1, [0.71, 0.73], arm="finetuned")
+    r = compare(f"{rep}:finetuned", f"{rep}:baseline")
+    assert r["n"] == 2 and {p["seed"] for p in r["pairs"]} == {0}
+    with pytest.raises(CompareError, match="no finished nosuch fold"):
+        compare(f"{rep}:finetuned", f"{rep}:nosuch")
