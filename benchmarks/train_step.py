@@ -250,7 +250,7 @@ def precision_config(backbone: str) -> Config:
 
 def precision_table(steps: int, batch: int) -> None:
     """fp32 and bf16-autocast training steps of four models, each against its own peak."""
-    from audiogpt2.precision import cpu_flags
+    from audiogpt2.cpuinfo import cpu_flags
 
     peaks = {"fp32": matmul_peak(), "bf16": matmul_peak(dtype=torch.bfloat16)}
     flags = sorted(cpu_flags() & {"avx512_bf16", "amx_bf16", "amx_tile", "avx512f"})

@@ -35,26 +35,29 @@ def test_confusion_png_for_50_classes(tmp_path):
 
 def test_hardware_line_names_the_cpu_model(tmp_path):
     # the same seed gives the same model only on the same CPU model: each fold says which
-    from audiogpt2.experiment import cpu_model, hardware_info
+    from audiogpt2.cpuinfo import cpu_flags, cpu_model
+    from audiogpt2.experiment import hardware_info
 
     info = tmp_path / "cpuinfo"
     lines = ["processor\t: 0", "model name\t: AMD EPYC 7B13", "", "processor\t: 1"]
     info.write_text("\n".join(lines) + "\n")
     assert cpu_model(info) == "AMD EPYC 7B13"
     # a virtual machine's generic name: the family and model numbers tell generations apart
-    lines = ["processor\t: 0", "cpu family\t: 25", "model\t\t: 17", "model name\t: AMD EPYC", ""]
+    lines = ["processor\t: 0", "cpu family\t: 25", "model\t\t: 17", "model name\t: AMD EPYC"]
+    lines += ["flags\t\t: fpu avx2 avx512_bf16", ""]
     info.write_text("\n".join(lines + ["processor\t: 1", "cpu family\t: 26", "model\t\t: 2"]) + "\n")
     assert cpu_model(info) == "AMD EPYC, family 25 model 17"
-    assert cpu_model(tmp_path / "missing") == ""
+    assert cpu_flags(info) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_model(tmp_path / "missing") == "" and cpu_flags(tmp_path / "missing") == set()
     hardware = hardware_info("cpu")
     assert hardware["cpu"] and hardware["torch_threads"] >= 1
 
 
 def test_hardware_line_names_the_flags_that_decide_the_arithmetic(monkeypatch):
-    import audiogpt2.precision as precision
+    import audiogpt2.experiment as experiment
     from audiogpt2.experiment import hardware_info
 
-    monkeypatch.setattr(precision, "cpu_flags", lambda: {"fpu", "avx2", "amx_bf16", "avx512_bf16", "sse"})
+    monkeypatch.setattr(experiment, "cpu_flags", lambda: {"fpu", "avx2", "amx_bf16", "avx512_bf16", "sse"})
     assert hardware_info("cpu")["cpu_flags"] == "amx_bf16 avx2 avx512_bf16"
 
 

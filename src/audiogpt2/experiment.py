@@ -23,6 +23,7 @@ from audiogpt2.arms import ARMS
 from audiogpt2.cache import FeatureCache
 from audiogpt2.checkpoint import read_checkpoint_config
 from audiogpt2.config import Config, DataConfig, PathsConfig, config_from_dict, separate_outputs
+from audiogpt2.cpuinfo import cpu_flags, cpu_model
 from audiogpt2.data import load_dataset
 from audiogpt2.device import select_device
 from audiogpt2.evaluate import evaluate_checkpoint, format_metrics, plot_confusion
@@ -30,24 +31,6 @@ from audiogpt2.io import atomic_write_json
 from audiogpt2.train import train_arm
 
 log = logging.getLogger(__name__)
-
-
-def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """The CPU's model name where the OS tells it (Linux), else "": kernels, and so the last
-    bits of a trained model, differ between CPU models, so each fold records which ran it.
-    x86 family and model numbers follow the name: a virtual machine often shows only "AMD
-    EPYC", and two generations under that name differ in speed by more than half."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return ""
-    first = text.split("\n\n", 1)[0]  # the first processor's block
-    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    name = fields.get("model name", "")
-    if name and fields.get("cpu family") and fields.get("model"):
-        name += f", family {fields['cpu family']} model {fields['model']}"
-    return name
 
 
 def hardware_info(device: Any) -> dict[str, Any]:
@@ -64,8 +47,6 @@ def hardware_info(device: Any) -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-    from audiogpt2.precision import cpu_flags
-
     # the flags that decide the arithmetic (precision "auto") and its speed
     info["cpu_flags"] = " ".join(
         sorted(cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"})

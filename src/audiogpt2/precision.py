@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from audiogpt2.config import PRECISIONS
+from audiogpt2.cpuinfo import cpu_flags
 
 
 @dataclass(frozen=True)
@@ -28,18 +28,6 @@ class Precision:
         if self.name != "bf16":
             return contextlib.nullcontext()
         return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags as Linux lists them (empty elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
 
 
 def native_bf16(device: torch.device | str) -> tuple[bool, str]:
