@@ -44,11 +44,11 @@ def load_side(spec: str) -> tuple[str, dict[tuple[int, int], dict[str, Any]]]:
         runs = {d: found for d, found in runs.items() if found}
         if not runs:
             raise CompareError(f"no finished folds under {listed}; run `audiogpt2 cv` first")
-        if arm and not any(arm in found for found in runs.values()):
-            raise CompareError(f"no finished {arm} fold under {listed}; run `audiogpt2 cv` first")
+        if arm:  # likewise a seed that has not finished a fold of this arm yet
+            runs = {d: found for d, found in runs.items() if arm in found}
+            if not runs:
+                raise CompareError(f"no finished {arm} fold under {listed}; run `audiogpt2 cv` first")
         for run_dir, found in runs.items():
-            if arm and arm not in found:
-                continue  # a seed still training that has not finished a fold of this arm
             chosen = arm or (next(iter(found)) if len(found) == 1 else "")
             if chosen not in found:
                 names = sorted(found)
