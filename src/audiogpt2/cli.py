@@ -320,7 +320,9 @@ def _model_commands(command: Command) -> None:
     p.add_argument("out_dir", help="folder for config.json and the weights")
     formats = ["safetensors", "onnx"]
     p.add_argument("--format", choices=formats, default="safetensors", help="(default safetensors)")
-    p.add_argument("--int8", action="store_true", help="ONNX only: also write dynamically quantised weights")
+    p.add_argument(
+        "--int8", action="store_true", help="ONNX only: also write int8 matrix products (convolutions fp32)"
+    )
 
     p = command("serve", help="HTTP API and web page for a trained checkpoint or export")
     p.add_argument("checkpoint", help="a .pt checkpoint or an export folder")

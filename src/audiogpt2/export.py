@@ -3,9 +3,9 @@
 An export folder holds ``config.json`` (the resolved config, class names, backbone config
 and training metadata) and the weights: ``model.safetensors`` (loads without executing
 code, memory-mapped) or ``model.onnx`` (for ONNX Runtime, other languages and machines;
-``--int8`` adds ``model.int8.onnx`` with dynamically quantised weights; fp32 weights over
-about 2 GB go to ``model.onnx.data``). The model input is
-the 2-channel feature tensor that :func:`audiogpt2.features.model_input` builds, so every
+``--int8`` adds ``model.int8.onnx``, its matrix products' weights dynamically quantised and
+its convolutions fp32; fp32 weights over about 2 GB go to ``model.onnx.data``). The model
+input is the 2-channel feature tensor that :func:`audiogpt2.features.model_input` builds, so every
 runtime computes features with the same function as preprocessing.
 """
 
@@ -150,8 +150,17 @@ def _quantize_int8(path: Path, out: Path) -> Path:
             # One scale per output channel: with one scale per matrix a fine-tuned
             # transformer's top-1 moved on 5 % of ESC-10 test clips (per channel: under 1 %, at
             # the same speed; docs/speed.md, "Exported models keep their accuracy").
+            # Matrix products only: ONNX Runtime's int8 convolutions (ConvInteger) ran 1.5-3x
+            # slower than its fp32 ones for both CNN front ends, so convolutions stay fp32
+            # (docs/speed.md, "int8 for matrix products only").
             with _quiet(""):  # the root logger: its advice to pre-process is for image models
-                quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=True)
+                quantize_dynamic(
+                    str(source),
+                    str(out),
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    op_types_to_quantize=list(INT8_OPS),
+                )
         except Exception as exc:  # noqa: BLE001 - onnx and onnxruntime raise types of their own
             raise ExportError(
                 f"{display(path)} (fp32) was written, but onnxruntime {onnxruntime.__version__} could "
@@ -161,6 +170,7 @@ def _quantize_int8(path: Path, out: Path) -> Path:
     return out
 
 
+INT8_OPS = ("MatMul", "Gemm")  # the operators whose weights --int8 quantises
 ONNX_SINGLE_FILE_LIMIT = 1_800_000_000  # bytes of weights; an ONNX protobuf cannot exceed 2 GB
 
 
