@@ -1,4 +1,4 @@
-"""Accuracy of exported models on the ESC-10 test folds: each fold's checkpoint is exported to
+"""Accuracy of exported models on their test folds: each fold's checkpoint is exported to
 ONNX (fp32 and dynamically quantised int8) and scored on its own test fold next to PyTorch.
 
 Prints, per fold and in total: the largest |probability difference| between ONNX fp32 and
