@@ -341,28 +341,36 @@ def test_the_body_limit_stops_reading_at_the_limit_and_times_out_stalls():
     assert sent[0]["status"] == 408
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_serve_takes_the_faster_runtime_for_this_cpu(checkpoint, tmp_path, monkeypatch, native):
-    """An export with both ONNX and safetensors weights: PyTorch in bf16 where the CPU has
-    native bf16 (faster on batches), ONNX Runtime elsewhere."""
+@pytest.mark.parametrize(
+    "flags, int8, expected",
+    [
+        ({"avx512_bf16", "amx_bf16"}, True, ("pytorch", "bf16")),  # AMX: bf16 batches fastest
+        ({"avx512_bf16"}, True, ("onnxruntime", "fp32")),  # no AMX: int8 matrix products win
+        ({"avx512_bf16"}, False, ("pytorch", "bf16")),  # ... but bf16 beats ONNX fp32
+        ({"avx2"}, True, ("onnxruntime", "fp32")),
+        ({"avx2"}, False, ("onnxruntime", "fp32")),
+    ],
+)
+def test_serve_runs_the_faster_runtime_for_the_cpu(checkpoint, tmp_path, monkeypatch, flags, int8, expected):
+    """An export with ONNX (fp32, maybe int8) and safetensors weights: PyTorch in bf16 where
+    the CPU has native bf16, unless it lacks AMX and an int8 model is there; ONNX elsewhere.
+    ("fp32" is what PyTorch would run; ONNX Runtime runs its own graph, int8 or fp32.)"""
     pytest.importorskip("onnxruntime")
     from fastapi.testclient import TestClient
 
     from audiogpt2 import serve as serve_module
     from audiogpt2.export import export
 
-    export(checkpoint, tmp_path / "both", "onnx")
+    export(checkpoint, tmp_path / "both", "onnx", int8=int8)
     export_st = tmp_path / "st"
     export(checkpoint, export_st)
     (tmp_path / "both" / "model.safetensors").write_bytes((export_st / "model.safetensors").read_bytes())
     # the CPU this test pretends to run on, whatever the real one is
-    monkeypatch.setattr("audiogpt2.precision.cpu_flags", lambda: {"avx512_bf16"} if native else {"avx2"})
-    monkeypatch.setattr(serve_module, "native_bf16", lambda device: (native, "test"))
+    monkeypatch.setattr("audiogpt2.precision.cpu_flags", lambda: flags)
+    monkeypatch.setattr(serve_module, "cpu_flags", lambda: flags)
     with TestClient(serve_module.create_app(tmp_path / "both", page=False)) as c:
         info = c.get("/v1/model").json()
-    assert (info["runtime"], info["precision"]) == (
-        ("pytorch", "bf16") if native else ("onnxruntime", "fp32")
-    )
+    assert (info["runtime"], info["precision"]) == expected
 
 
 def test_get_on_the_predict_endpoint_says_to_post(client):

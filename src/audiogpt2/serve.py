@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 
 from audiogpt2 import __version__
 from audiogpt2.audio import AudioError, AudioTooLongError, decode_audio
+from audiogpt2.cpuinfo import cpu_flags
 from audiogpt2.http_limits import BodyLimit
 from audiogpt2.precision import native_bf16
 from audiogpt2.predict import Classifier, Prediction
@@ -250,15 +251,20 @@ def mount_page(app: FastAPI, classifier: Classifier, batcher: MicroBatcher, max_
 
 def bf16_pays(path: str | Path, precision: str, device: str) -> bool:
     """Whether to serve an export's safetensors weights in PyTorch bf16 rather than its ONNX
-    model: measured faster on batches for transformer models where the CPU has native bf16;
-    a model without a transformer runs fastest in ONNX Runtime fp32 (docs/speed.md)."""
+    model (docs/speed.md): for a transformer model where bf16 is native, unless the export
+    has an int8 model and the CPU lacks AMX (there ONNX Runtime's int8 matrix products were
+    faster, one file and batched); a model without a transformer runs fastest in ONNX."""
     config = Path(path) / "config.json"
     try:
         backbone = json.loads(config.read_text(encoding="utf-8")).get("backbone")
     except (OSError, ValueError, AttributeError):
         return False  # not an export folder, or a broken one that loading reports
-    wanted = precision == "bf16" or (precision == "auto" and native_bf16(device)[0])
-    return wanted and backbone != "none"
+    if precision == "bf16":
+        return backbone != "none"
+    if precision != "auto" or backbone == "none" or not native_bf16(device)[0]:
+        return False
+    on_cpu = str(device).split(":")[0] == "cpu"
+    return not (on_cpu and (Path(path) / "model.int8.onnx").is_file() and "amx_bf16" not in cpu_flags())
 
 
 def model_summary(classifier: Classifier) -> dict[str, Any]:
