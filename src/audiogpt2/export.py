@@ -5,8 +5,8 @@ and training metadata) and the weights: ``model.safetensors`` (loads without exe
 code, memory-mapped) or ``model.onnx`` (for ONNX Runtime, other languages and machines;
 ``--int8`` adds ``model.int8.onnx``, its matrix products' weights dynamically quantised and
 its convolutions fp32; fp32 weights over about 2 GB go to ``model.onnx.data``). The model
-input is the 2-channel feature tensor that :func:`audiogpt2.features.model_input` builds, so every
-runtime computes features with the same function as preprocessing.
+input is the 2-channel feature tensor that :func:`audiogpt2.features.model_input` builds,
+so every runtime computes features with the same function as preprocessing.
 """
 
 from __future__ import annotations
@@ -150,9 +150,9 @@ def _quantize_int8(path: Path, out: Path) -> Path:
             # One scale per output channel: with one scale per matrix a fine-tuned
             # transformer's top-1 moved on 5 % of ESC-10 test clips (per channel: under 1 %, at
             # the same speed; docs/speed.md, "Exported models keep their accuracy").
-            # Matrix products only: ONNX Runtime's int8 convolutions (ConvInteger) ran 1.5-3x
-            # slower than its fp32 ones for both CNN front ends, so convolutions stay fp32
-            # (docs/speed.md, "int8 for matrix products only").
+            # Matrix products only: ONNX Runtime's int8 convolutions (ConvInteger) made int8
+            # models 1.3x (seed CNN + GPT-2) to 10x (mn04) slower than fp32 convolutions did,
+            # so convolutions stay fp32 (docs/speed.md, "int8 for matrix products only").
             with _quiet(""):  # the root logger: its advice to pre-process is for image models
                 quantize_dynamic(
                     str(source),
