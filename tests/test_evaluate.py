@@ -320,6 +320,27 @@ def test_a_search_fold_is_done_without_its_checkpoints(small_config, small_cache
     assert "| baseline | 2 | 2 |" in (run / "validation.md").read_text()
 
 
+def test_two_cv_commands_on_one_run_share_its_folds(small_config, small_cache, tmp_path, caplog):
+    # A fold and arm that another process trains (its folder locked) is skipped, not fatal:
+    # two copies of one cv command, one per core, split the work; a rerun finishes the rest.
+    import logging
+
+    from audiogpt2.experiment import run_cv
+    from audiogpt2.io import exclusive_lock
+
+    config = copy.deepcopy(small_config)
+    config.train.epochs, config.train.average_epochs = 2, 2
+    run = tmp_path / "shared"
+    with exclusive_lock(run / "fold1" / "baseline"), caplog.at_level(logging.INFO):
+        run_cv(config, small_cache, run, ["baseline"], [1, 2], progress=False)
+    assert "fold 1 baseline: process" in caplog.text and "is training it; skipped here" in caplog.text
+    assert not (run / "fold1" / "baseline" / "metrics.json").exists()
+    assert not (run / "fold1" / "baseline" / "best.pt").exists()  # nothing written into it
+    assert (run / "fold2" / "baseline" / "metrics.json").is_file()
+    run_cv(config, small_cache, run, ["baseline"], [1, 2], progress=False)  # the lock released
+    assert (run / "fold1" / "baseline" / "metrics.json").is_file()
+
+
 def test_search_table_reads_changes_from_configs_and_applies_the_rule(small_config, small_cache, tmp_path):
     # The ablation table of a recipe search: each candidate's change comes from the two runs'
     # saved configs, its verdict from the rule; an unfinished candidate is pending, not judged.

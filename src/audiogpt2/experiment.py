@@ -27,7 +27,7 @@ from audiogpt2.cpuinfo import cpu_flags, cpu_model
 from audiogpt2.data import load_dataset
 from audiogpt2.device import select_device
 from audiogpt2.evaluate import evaluate_checkpoint, format_metrics, plot_confusion
-from audiogpt2.io import atomic_write_json
+from audiogpt2.io import LockedError, atomic_write_json
 from audiogpt2.train import train_arm
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,11 @@ def run_cv(
         for arm in arms:
             if not fold_record(out_dir, fold, arm, score_test).is_file():
                 log.info(run_progress(out_dir, arms, folds, score_test, f"fold {fold} {arm}"))
-            run_fold(config, cache, arm, fold, out_dir / f"fold{fold}" / arm, resume, progress, score_test)
+            arm_dir = out_dir / f"fold{fold}" / arm
+            try:
+                run_fold(config, cache, arm, fold, arm_dir, resume, progress, score_test)
+            except LockedError as exc:  # a second cv command on this run: the two share the work
+                log.info(f"fold {fold} {arm}: {exc.holder} is training it; skipped here")
         if not score_test:  # after every fold, so a part-done search can be published
             summary = build_validation_summary(out_dir)
     return build_report(out_dir) if score_test else summary

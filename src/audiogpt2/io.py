@@ -89,7 +89,11 @@ def _umask() -> int:
 
 
 class LockedError(AudioGPT2Error, RuntimeError):
-    """Another run is writing into the same output folder."""
+    """Another run is writing into the same output folder (``holder`` says which)."""
+
+    def __init__(self, message: str, holder: str = "another process") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 @contextlib.contextmanager
@@ -116,7 +120,8 @@ def exclusive_lock(directory: str | Path, beside: bool = False) -> Iterator[None
             holder = handle.read().strip() or "another process"
             raise LockedError(
                 f"{display(directory)} is in use by {holder}; wait for that run to finish, "
-                "or choose another output folder"
+                "or choose another output folder",
+                holder,
             ) from None
         handle.seek(0)
         handle.truncate()

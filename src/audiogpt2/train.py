@@ -506,14 +506,16 @@ def train_arm(
             f"Warning: {config.train.epochs} epoch(s) end before the first unfreeze (epoch "
             f"{min(schedule)} of {schedule}): no backbone block will train in this run"
         )
-    last_path = checkpoint_paths(best_path)[0]
-    state = TrainState()
-    if resume and last_path.is_file():
-        state = resume_state(run, last_path, log)
-    elif resume:
-        log(f"No {last_path} to resume from; starting {arm} from epoch 1")
-    log(describe_run(run, config, cache, split))
+    # locked before resuming: a second process on this folder stops (or, in cv, skips it)
+    # before it reads checkpoints the first one is writing
     with exclusive_lock(best_path.parent) if run.rank == 0 else contextlib.nullcontext():
+        last_path = checkpoint_paths(best_path)[0]
+        state = TrainState()
+        if resume and last_path.is_file():
+            state = resume_state(run, last_path, log)
+        elif resume:
+            log(f"No {last_path} to resume from; starting {arm} from epoch 1")
+        log(describe_run(run, config, cache, split))
         if run.rank == 0:
             write_config(config, best_path.parent)
             record = split_record(split, cache.names, cache.folds.numpy(), cache.groups)
