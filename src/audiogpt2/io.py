@@ -125,7 +125,8 @@ def exclusive_lock(directory: str | Path, beside: bool = False) -> Iterator[None
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"process {os.getpid()} ({' '.join(sys.argv[:3])})")
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:4]])  # e.g. audiogpt2 cv --name x
+        handle.write(f"process {os.getpid()} ({command})")
         handle.flush()
         yield
     finally:
