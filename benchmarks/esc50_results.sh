@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the ESC-50 results (ESC-50 at 16 kHz: data/ESC-50-16k, official folds 1-5).
-# Hours on 2 CPU cores: run steps in the background, one job per core. Every step resumes
-# where it stopped (one folder per seed, fold and arm; finished folds are skipped, an
+# Hours on 2 CPU cores: run steps in the background, one job per core (two copies of one
+# step share its folds: a fold and arm that one copy trains, the other skips). Every step
+# resumes where it stopped (one folder per seed, fold and arm; finished folds are skipped, an
 # unfinished one resumes from its last epoch): rerun the same step after an interruption.
 #   bash benchmarks/esc50_results.sh STEP [dataset root]
 # STEP: cnn-only | minilm | mn04-search | mn04-epochs-search | mn04 | mn04-refit | mn04-minilm |
@@ -111,7 +112,8 @@ if [ "$STEP" = recipe-minilm ] || [ "$STEP" = all ]; then
   # 9. The recipe feeding MiniLM: pretrained (the spec's gradual unfreezing) against the same
   #    network from random weights trained fully from epoch 1, paired by fold and seed: three
   #    seeds, the recipe-CNN half of the 2 x 2 with mn04 (step 5). The costliest rows (estimated at
-  #    about an hour per fold and arm on one core): each seed can run as its own job (SEEDS=0, ...).
+  #    about an hour per fold and arm on one core): start this step twice, one copy per core;
+  #    the copies share the folds (one that the other trains is skipped).
   audiogpt2 cv --name esc50-recipe-minilm-seeds "${RECIPE[@]}" --backbone minilm --baseline-trainable all \
     --seeds "${SEEDS:-0,1,2}"
 fi
