@@ -11,9 +11,11 @@ Layout of a cross-validation experiment::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from audiogpt2.cpuinfo import cpu_flags, cpu_model
 from audiogpt2.data import load_dataset
 from audiogpt2.device import select_device
 from audiogpt2.evaluate import evaluate_checkpoint, format_metrics, plot_confusion
-from audiogpt2.io import LockedError, atomic_write_json
+from audiogpt2.io import LockedError, atomic_write_json, exclusive_lock
 from audiogpt2.train import train_arm
 
 log = logging.getLogger(__name__)
@@ -75,9 +77,29 @@ def run_fold(
     if resume and metrics_path.is_file():
         log.info(f"fold {fold} {arm}: already done ({metrics_path})")
         return json.loads(metrics_path.read_text())
+    # Held through training and scoring (on rank 0 under torchrun): a second cv command on
+    # this run skips the fold (LockedError) instead of resuming a finished, unscored one.
+    main = int(os.environ.get("RANK", "0")) == 0
+    with exclusive_lock(out_dir) if main else contextlib.nullcontext():
+        if resume and metrics_path.is_file():  # scored by another command since the check above
+            return json.loads(metrics_path.read_text())
+        return _train_and_score(config, cache, arm, fold, out_dir, resume, progress, score_test)
+
+
+def _train_and_score(
+    config: Config,
+    cache: FeatureCache,
+    arm: str,
+    fold: int,
+    out_dir: Path,
+    resume: bool,
+    progress: bool,
+    score_test: bool,
+) -> dict[str, Any]:
+    metrics_path = out_dir / record_name(score_test)
     config = copy.deepcopy(config)
     config.data.test_fold = fold
-    result = train_arm(config, cache, arm, out_dir / "best.pt", resume=resume, progress=progress)
+    result = train_arm(config, cache, arm, out_dir / "best.pt", resume=resume, progress=progress, lock=False)
     record = dict(
         fold=fold,
         best_epoch=result.best_epoch,

@@ -478,8 +478,10 @@ def train_arm(
     progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     log: Callable[[str], None] = logger.info,
+    lock: bool = True,
 ) -> TrainResult:
-    """Train ``arm`` ("finetuned" or "baseline") with ``config.data.test_fold`` held out.
+    """Train ``arm`` ("finetuned" or "baseline") with ``config.data.test_fold`` held out
+    (``lock=False``: the caller holds the checkpoint folder's lock).
 
     The validation set (from the training folds) picks the best checkpoint, drives the
     scheduler and stops early (with data.val_fraction = 0 there is none: the saved model is
@@ -508,7 +510,7 @@ def train_arm(
         )
     # locked before resuming: a second process on this folder stops (or, in cv, skips it)
     # before it reads checkpoints the first one is writing
-    with exclusive_lock(best_path.parent) if run.rank == 0 else contextlib.nullcontext():
+    with exclusive_lock(best_path.parent) if lock and run.rank == 0 else contextlib.nullcontext():
         last_path = checkpoint_paths(best_path)[0]
         state = TrainState()
         if resume and last_path.is_file():
