@@ -96,6 +96,7 @@ def _train_and_score(
     progress: bool,
     score_test: bool,
 ) -> dict[str, Any]:
+    """run_fold's work, under its lock: train (or resume), score the test fold, write the record."""
     metrics_path = out_dir / record_name(score_test)
     config = copy.deepcopy(config)
     config.data.test_fold = fold
