@@ -154,6 +154,8 @@ def run_cv(
             try:
                 run_fold(config, cache, arm, fold, arm_dir, resume, progress, score_test)
             except LockedError as exc:  # a second cv command on this run: the two share the work
+                if distributed.world_size() > 1:
+                    raise  # rank 0 alone would skip it while the other ranks train it
                 log.info(f"fold {fold} {arm}: {exc.holder} is training it; skipped here")
         if not score_test:  # after every fold, so a part-done search can be published
             summary = build_validation_summary(out_dir)
