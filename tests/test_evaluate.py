@@ -341,6 +341,19 @@ def test_two_cv_commands_on_one_run_share_its_folds(small_config, small_cache, t
     assert (run / "fold1" / "baseline" / "metrics.json").is_file()
 
 
+def test_under_torchrun_a_locked_fold_stops_the_run(small_config, small_cache, tmp_path, monkeypatch):
+    # rank 0 alone must not skip a fold that the other ranks would go on to train
+    from audiogpt2 import distributed
+    from audiogpt2.experiment import run_cv
+    from audiogpt2.io import LockedError, exclusive_lock
+
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    run = tmp_path / "ddp"
+    with exclusive_lock(run / "fold1" / "baseline"), pytest.raises(LockedError, match="in use by"):
+        run_cv(small_config, small_cache, run, ["baseline"], [1, 2], progress=False)
+    assert not (run / "fold2").exists()
+
+
 def test_search_table_reads_changes_from_configs_and_applies_the_rule(small_config, small_cache, tmp_path):
     # The ablation table of a recipe search: each candidate's change comes from the two runs'
     # saved configs, its verdict from the rule; an unfinished candidate is pending, not judged.
