@@ -508,8 +508,8 @@ def train_arm(
             f"Warning: {config.train.epochs} epoch(s) end before the first unfreeze (epoch "
             f"{min(schedule)} of {schedule}): no backbone block will train in this run"
         )
-    # locked before resuming: a second process on this folder stops (or, in cv, skips it)
-    # before it reads checkpoints the first one is writing
+    # locked before resuming: a second run into this folder stops before it reads checkpoints
+    # the first one is writing (cv's run_fold takes the lock itself, through scoring)
     with exclusive_lock(best_path.parent) if lock and run.rank == 0 else contextlib.nullcontext():
         last_path = checkpoint_paths(best_path)[0]
         state = TrainState()
