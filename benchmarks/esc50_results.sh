@@ -5,11 +5,11 @@
 # resumes where it stopped (one folder per seed, fold and arm; finished folds are skipped, an
 # unfinished one resumes from its last epoch): rerun the same step after an interruption.
 #   bash benchmarks/esc50_results.sh STEP [dataset root]
-# STEP: cnn-only | minilm | mn04-search | mn04-epochs-search | mn04 | mn04-refit | mn04-minilm |
-#   recipe-search | recipe | recipe-minilm | mn04-minilm-search | all. MN04_WEIGHTS: a local
-#   copy of the mn04 weights (default: the release name, downloaded once). SEEDS: the seeds
-#   of recipe-minilm (default 0,1,2). Each job runs with one thread (two jobs side by side on
-#   2 cores) and precision "auto" (bf16 autocast where the CPU has it; recorded per run).
+# STEP: cnn-only | minilm | mn04-search | mn04-epochs-search | mn04-head-search | mn04 |
+#   mn04-refit | mn04-minilm | recipe-search | recipe | recipe-minilm | mn04-minilm-search |
+#   all. MN04_WEIGHTS: a local copy of the mn04 weights (default: the release name,
+#   downloaded once). SEEDS: the seeds of recipe-minilm (default 0,1,2). Each job runs with
+#   one thread (two jobs side by side on 2 cores) and precision "auto" (bf16 autocast where the CPU has it; recorded per run).
 set -euo pipefail
 STEP=${1:-all}
 DATA=${2:-data/ESC-50-16k}
@@ -48,6 +48,19 @@ if [ "$STEP" = mn04-epochs-search ] || [ "$STEP" = all ]; then
   #     Outcome: 0.931 both, so configs/mn04.toml keeps 10 (docs/recipe.md).
   audiogpt2 cv --name esc50-search-mn04-epochs20 "${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone none \
     --arms baseline --set train.epochs=20 --fold 1 --validation-only
+fi
+if [ "$STEP" = mn04-head-search ] || [ "$STEP" = all ]; then
+  # 3c. The pooled head: ours (the map's time steps projected to 768, averaged, then a
+  #     768-256-50 MLP, all from random weights) against the released AudioSet head kept up
+  #     to its class layer (pool, the pretrained 384-512 linear layer, hardswish, dropout),
+  #     then one new 512-50 layer (model.frontend_head = "audioset"). Validation splits of
+  #     folds 1-5, seed 0, test folds never scored; the base is the esc50-mn04-seeds seed 0
+  #     run (the same splits and settings). Rule, fixed before the run: each run's last
+  #     epoch decides (no epoch picked); the AudioSet head is kept only if its mean
+  #     validation accuracy beats the base's by at least one clip in 320 without a higher
+  #     mean validation loss (benchmarks/search_table.py), else our head stays.
+  audiogpt2 cv --name esc50-search-mn04-head "${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone none \
+    --arms baseline --set model.frontend_head=audioset --validation-only
 fi
 if [ "$STEP" = mn04 ] || [ "$STEP" = all ]; then
   # 4. mn04 fine-tuned with a pooled head (no transformer), three seeds on every fold

@@ -114,6 +114,8 @@ def test_written_config_round_trips(tmp_path):
         ({"train.schedule": "step"}, "train.schedule"),
         ({"augment.tta": 3}, "augment.tta"),
         ({"augment.time_shift": 0.9}, "augment.time_shift"),
+        ({"model.frontend_head": "imagenet"}, "model.frontend_head"),
+        ({"model.frontend_head": "audioset", "model.backbone": "none"}, "model.frontend_head"),  # seed CNN
     ],
 )
 def test_bad_values_name_the_key(overrides, fragment):

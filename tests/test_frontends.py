@@ -118,9 +118,11 @@ def test_offline_or_unknown_weights_say_what_to_do(tmp_path, monkeypatch):
         load_released(str(bad), 0.4)
 
 
-def test_a_mobilenet_front_end_trains_exports_and_predicts(esc_root, tiny_gpt2_dir, tmp_path):
-    """The real pipeline with a small MobileNet (random weights) feeding a tiny GPT-2:
-    train, then the ONNX export predicts what the checkpoint predicts."""
+@pytest.mark.parametrize("head", ["own", "audioset"])
+def test_a_mobilenet_front_end_trains_exports_and_predicts(esc_root, tiny_gpt2_dir, tmp_path, head):
+    """The real pipeline with a small MobileNet (random weights) feeding a tiny GPT-2, or
+    through its AudioSet head's hidden layer with no transformer: train, then the ONNX export
+    predicts what the checkpoint predicts."""
     pytest.importorskip("onnxruntime")
     from audiogpt2.export import export
     from audiogpt2.predict import Classifier
@@ -132,8 +134,10 @@ def test_a_mobilenet_front_end_trains_exports_and_predicts(esc_root, tiny_gpt2_d
     overrides = {
         **small_overrides(esc_root, tiny_gpt2_dir, tmp_path / "c.pt"),
         "audio.clip_seconds": 1.5, "model.frontend": "mn01", "model.frontend_weights": "",
-        "train.epochs": 2, "train.lr_frontend": 2e-3,
+        "train.epochs": 2, "train.lr_frontend": 2e-3, "model.frontend_head": head,
     }  # fmt: skip
+    if head == "audioset":
+        overrides["model.backbone"] = "none"
     config = load_config(CONFIG, overrides)
     cache = preprocess(config, progress=False)
     assert cache.features.shape[1:] == (150, 128)
@@ -159,3 +163,25 @@ def test_build_model_loads_the_released_front_end_and_says_so():
     assert "AudioSet-pretrained weights (mn04_as_mAP_432.pt: external data)" in backbone.source
     groups = {g["name"]: g["lr"] for g in param_groups(model, config.train)}
     assert groups["frontend"] == config.train.lr_frontend != groups["head"]
+
+
+@needs_mn04
+def test_the_audioset_head_keeps_the_released_hidden_layer():
+    """model.frontend_head = "audioset": the released head up to its class layer, pretrained
+    and in the front end's learning-rate group; a new linear layer maps it to the classes."""
+    from audiogpt2.model import build_model
+    from audiogpt2.train import param_groups
+
+    head = {"model.frontend_head": "audioset", "model.backbone": "none"}
+    config = load_config(CONFIG, {"model.frontend_weights": str(MN04), **head})
+    model, _ = build_model(config.model, config.audio, False, 50)
+    released = MobileNetV3(0.4)
+    released.load_state_dict(load_released(str(MN04), 0.4), strict=True)
+    x = torch.randn(2, 2, 500, 128)
+    with torch.no_grad():
+        hidden = released.eval().classifier[:-1](released.features(x[:, :1].transpose(2, 3)))
+        torch.testing.assert_close(model.eval().cnn.embed(x), hidden)
+        assert model(x).shape == (2, 50)
+    assert hidden.shape == (2, 512) and isinstance(model.head, torch.nn.Linear)
+    frontend = next(g for g in param_groups(model, config.train) if g["name"] == "frontend")
+    assert any(p is model.cnn.net.classifier[2].weight for p in frontend["params"])

@@ -240,6 +240,10 @@ class ModelConfig:
     # A MobileNet's last map (channels x rows x steps) as tokens: one per time step
     # ("time": channels x rows, projected) or one per time-frequency cell ("cell": channels).
     frontend_tokens: str = "time"
+    # With backbone = "none", how a MobileNet's map reaches the classes: "own" (its tokens
+    # projected, averaged, then head_hidden) or "audioset" (the released head's pooling and
+    # hidden layer, pretrained like the rest, then one new linear layer for the classes).
+    frontend_head: str = "own"
 
     def validate(self) -> None:
         from audiogpt2.frontends import FRONTENDS
@@ -254,6 +258,13 @@ class ModelConfig:
             )
         if self.frontend == "cnn" and self.frontend_weights:
             raise ConfigError("model.frontend_weights is for a pretrained front end (--frontend mn04, ...)")
+        if self.frontend_head not in ("own", "audioset"):
+            raise ConfigError(f"model.frontend_head={self.frontend_head!r}: use 'own' or 'audioset'")
+        if self.frontend_head == "audioset" and (self.frontend == "cnn" or self.backbone != "none"):
+            raise ConfigError(
+                "model.frontend_head='audioset' is the MobileNet's own pooled head: it needs a "
+                "MobileNet front end (--frontend mn04, ...) and --backbone none"
+            )
         if self.pooling not in ("mean", "last"):
             raise ConfigError(f"model.pooling={self.pooling!r}: use 'mean' or 'last'")
         _positive(self, "model", "head_hidden", "num_classes", "cnn_only_hidden")

@@ -238,6 +238,7 @@ class AudioClassifier(nn.Module):
         frontend: str = "cnn",
         frontend_pretrained: bool = False,
         frontend_tokens: str = "time",
+        frontend_head: str = "own",
     ) -> None:
         super().__init__()
         audio = audio or AudioConfig()
@@ -245,10 +246,14 @@ class AudioClassifier(nn.Module):
         # mean and variance, shared by both channels (absent otherwise, so the seed README's
         # checkpoints keep their parameter names).
         self.bands = nn.BatchNorm1d(audio.n_bins) if audio.normalize == "band" and frontend == "cnn" else None
+        self.audioset_head = frontend_head == "audioset"
         if frontend == "cnn":
             self.cnn, self.n_tokens, self.token_dim = seed_cnn(cnn_channels, audio)
         else:
-            self.cnn = MobileNetFrontend(frontend, frontend_pretrained)
+            self.cnn = MobileNetFrontend(frontend, frontend_pretrained, self.audioset_head, dropout)
+            if self.audioset_head:  # the released head's hidden layer, then one for the classes
+                self.backbone, self.head = None, nn.Linear(self.cnn.embed_dim, num_classes)
+                return
             self.n_tokens = output_size(audio.n_frames)
             self.token_dim = self.cnn.out_channels * output_size(audio.n_bins)
         self.cell_tokens = frontend_tokens == "cell"
@@ -292,10 +297,10 @@ class AudioClassifier(nn.Module):
             model_cfg.frontend,
             bool(model_cfg.frontend_weights),
             model_cfg.frontend_tokens,
+            model_cfg.frontend_head,
         )
 
-    def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """CNN features as a token sequence, (batch, n_frames / 4, hidden)."""
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
         if self.bands is not None:
             b, c, t, f = x.shape
             x = self.bands(x.reshape(b, c * t, f).transpose(1, 2)).transpose(1, 2).reshape(b, c, t, f)
@@ -303,13 +308,20 @@ class AudioClassifier(nn.Module):
             # oneDNN's and cuDNN's channels-last convolutions are faster (docs/speed.md,
             # "Speed"); the values are the same up to float rounding.
             x = x.contiguous(memory_format=torch.channels_last)
-        f = self.cnn(x)  # (batch, channels, tokens, bins left); (batch, 128, 25, 10) in the seed README
+        return x
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """CNN features as a token sequence, (batch, n_frames / 4, hidden)."""
+        # (batch, channels, tokens, bins left); (batch, 128, 25, 10) in the seed README
+        f = self.cnn(self._input(x))
         if self.cell_tokens:  # one token per time-frequency cell, time-major
             return self.proj(f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, f.shape[1]))
         f = f.permute(0, 2, 1, 3).reshape(f.shape[0], f.shape[2], -1)
         return self.proj(f)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.audioset_head:
+            return self.head(self.cnn.embed(self._input(x)))
         h = self.tokens(x)
         if self.backbone is not None:
             h = self.backbone(inputs_embeds=h).last_hidden_state
@@ -370,10 +382,10 @@ def build_model(
 
 def load_frontend_weights(model: AudioClassifier, model_cfg: ModelConfig) -> None:
     """Put the released AudioSet weights into the MobileNet front end (its AudioSet head is
-    checked, then left out)."""
+    checked, then left out, or kept up to its class layer with model.frontend_head = "audioset")."""
     from audiogpt2.frontends import MOBILENET_WIDTHS
     from audiogpt2.frontends.weights import load_released
 
     state = load_released(model_cfg.frontend_weights, MOBILENET_WIDTHS[model_cfg.frontend])
-    features = {k: v for k, v in state.items() if k.startswith("features.")}
-    model.cnn.net.load_state_dict(features, strict=True)
+    kept = model.cnn.net.state_dict().keys()  # the features, and the head's hidden layer if kept
+    model.cnn.net.load_state_dict({k: v for k, v in state.items() if k in kept}, strict=True)

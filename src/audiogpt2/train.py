@@ -247,6 +247,8 @@ class Run:
         """Mark the head's hidden units that got a gradient in this step. A unit whose ReLU
         is off for every clip gets none; when no unit gets one for a whole epoch, the head is
         dead (dying ReLU): nothing below it can learn, and the loss stays at ln(classes)."""
+        if not isinstance(self.model.head, nn.Sequential):  # one linear layer: no ReLU to die
+            return
         grad = self.model.head[0].weight.grad
         if grad is None:  # head frozen
             return

@@ -28,17 +28,30 @@ class MobileNetFrontend(nn.Module):
     frequency), so tokens are made the same way for every front end.
     """
 
-    def __init__(self, name: str, pretrained: bool = False) -> None:
+    def __init__(
+        self, name: str, pretrained: bool = False, keep_head: bool = False, dropout: float = 0.2
+    ) -> None:
         super().__init__()
         # The authors' slow BatchNorm momentum suits weights that already have statistics;
         # a network from random weights needs its statistics to follow training.
-        self.net = MobileNetV3(MOBILENET_WIDTHS[name], bn_momentum=0.01 if pretrained else 0.1)
-        del self.net.classifier  # the AudioSet head: the model has its own
+        momentum = 0.01 if pretrained else 0.1
+        self.net = MobileNetV3(MOBILENET_WIDTHS[name], bn_momentum=momentum, dropout=dropout)
         self.out_channels = self.net.out_channels
+        if keep_head:  # the AudioSet head up to its 527-class layer: pool, linear, hardswish, dropout
+            self.net.classifier = self.net.classifier[:-1]
+            self.embed_dim = self.net.classifier[2].out_features
+        else:  # the model has its own head
+            del self.net.classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, 1:2] if self.training else x[:, :1]
-        return self.net.features(x.transpose(2, 3)).transpose(2, 3)
+        return self.net.features(self._channel(x).transpose(2, 3)).transpose(2, 3)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 2, frames, bands) -> (batch, embed_dim): the kept AudioSet head's hidden layer."""
+        return self.net.classifier(self.net.features(self._channel(x).transpose(2, 3)))
+
+    def _channel(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 1:2] if self.training else x[:, :1]
 
 
 def output_size(n: int) -> int:
