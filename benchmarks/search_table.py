@@ -1,18 +1,21 @@
 """The ablation table of a one-change-at-a-time recipe search (``cv --validation-only``):
 per candidate the change it makes to the base (read from the two runs' config.toml, never
-typed by hand), the weight-averaged model's validation accuracy on each searched fold, the
-difference from the base in clips, the mean validation loss and the verdict of the rule
-fixed before the runs: a change is kept when the mean validation accuracy rises by at least
-``--margin`` (one clip in 320: 0.003) without a higher mean validation loss; a candidate
-named with ``--saving`` only cuts the cost and is kept unless that accuracy falls by more
-than the margin; one named with ``--stopped`` was ended early and is dropped, with its
-difference on the folds it finished. Test folds are never read: a validation-only run has none scored.
+typed by hand), the weight-averaged model's validation accuracy on each searched fold (a
+run without averaging: its last epoch's, no epoch picked), the difference from the base in
+clips, the mean validation loss and the verdict of the rule fixed before the runs: a change
+is kept when the mean validation accuracy rises by at least ``--margin`` (one clip in 320:
+0.003) without a higher mean validation loss; a candidate named with ``--saving`` only cuts
+the cost and is kept unless that accuracy falls by more than the margin; one named with
+``--stopped`` was ended early and is dropped, with its difference on the folds it finished.
+Test folds are never read: a validation-only run has none scored.
 
     python benchmarks/search_table.py esc50-search-base esc50-search-mels128 ... \
         [--runs runs] [--write docs/recipe.md --marker esc50-search]
 
-The first name is the base. ``--runs docs/searches`` reads the published copies
-(benchmarks/publish_results.sh); a candidate with unfinished folds is shown as pending.
+The first name is the base; a name that is a run folder's path is read there (a published
+scored run, docs/results/NAME/seedK, as the base). ``--runs docs/searches`` reads the
+published copies (benchmarks/publish_results.sh); a candidate with unfinished folds is
+shown as pending.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiogpt2.config import tomllib  # tomli before Python 3.11
+from audiogpt2.config import Config, tomllib  # tomli before Python 3.11
 from audiogpt2.report import replace_marked
 
 IGNORED = {"data.cache", "data.root"}  # where the features live, not what they are
@@ -41,19 +44,35 @@ def flat_config(run: Path) -> dict[str, object]:
     }
 
 
+def run_dir(runs: Path, name: str) -> Path:
+    """``runs/NAME``, or NAME itself where it is a run folder (a published base elsewhere)."""
+    return Path(name) if (Path(name) / "config.toml").is_file() else runs / name
+
+
 def changes(base: Path, candidate: Path) -> str:
-    """What the candidate sets differently from the base, as ``key = value`` pairs."""
+    """What the candidate sets differently from the base, as ``key = value`` pairs. A key the
+    base's (older) config lacks had its default there."""
+    defaults = {f"{s}.{k}": v for s, values in Config().to_dict().items() for k, v in values.items()}
     old, new = flat_config(base), flat_config(candidate)
-    diff = [f"`{k} = {json.dumps(v)}`" for k, v in new.items() if k in old and old[k] != v]
+    diff = [f"`{k} = {json.dumps(v)}`" for k, v in new.items() if old.get(k, defaults.get(k, v)) != v]
     return ", ".join(diff) or "(the base)"
 
 
 def fold_scores(run: Path) -> dict[int, tuple[float, float]]:
-    """Per finished fold, the weight-averaged model's (validation accuracy, loss)."""
+    """Per finished fold, the weight-averaged model's (validation accuracy, loss), or for a run
+    without weight averaging its last epoch's (no epoch picked)."""
     scores = {}
-    for path in sorted(run.glob("fold*/*/best.average.json")):
-        record = json.loads(path.read_text())
-        scores[int(path.parent.parent.name.removeprefix("fold"))] = (record["val_acc"], record["val_loss"])
+    for arm in sorted(run.glob("fold*/*/")):
+        if not ((arm / "validation.json").is_file() or (arm / "metrics.json").is_file()):
+            continue  # unfinished
+        average, history = arm / "best.average.json", arm / "best.history.json"
+        if average.is_file():
+            record = json.loads(average.read_text())
+        elif history.is_file():
+            record = json.loads(history.read_text())[-1]
+        else:
+            continue
+        scores[int(arm.parent.name.removeprefix("fold"))] = (record["val_acc"], record["val_loss"])
     return scores
 
 
@@ -88,14 +107,14 @@ def table(
     stopped: frozenset[str] = frozenset(),
 ) -> str:
     """The markdown ablation table, base first."""
-    base_run = runs / names[0]
+    base_run = run_dir(runs, names[0])
     base = fold_scores(base_run)
-    folds = sorted({f for n in names for f in fold_scores(runs / n)} | set(base)) or [1]
+    folds = sorted({f for n in names for f in fold_scores(run_dir(runs, n))} | set(base)) or [1]
     head = " | ".join(f"fold {f}: val acc (loss)" for f in folds)
     lines = [f"| candidate | change from the base | {head} | mean | vs base | verdict |",
              "| --- | --- | " + "--- | " * len(folds) + "--- | --- | --- |"]  # fmt: skip
     for name in names:
-        scores = fold_scores(runs / name)
+        scores = fold_scores(run_dir(runs, name))
         cells = " | ".join(f"{scores[f][0]:.3f} ({scores[f][1]:.3f})" if f in scores else "-" for f in folds)
         mean = f"{np.mean([s[0] for s in scores.values()]):.3f}" if len(scores) == len(folds) else "-"
         delta, why = (
@@ -103,7 +122,8 @@ def table(
             if name == names[0]
             else verdict(base, scores, margin, len(folds), name in savings, name in stopped)
         )
-        lines.append(f"| {name} | {changes(base_run, runs / name)} | {cells} | {mean} | {delta} | {why} |")
+        change = changes(base_run, run_dir(runs, name))
+        lines.append(f"| {name} | {change} | {cells} | {mean} | {delta} | {why} |")
     return "\n".join(lines)
 
 
@@ -121,7 +141,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, action="append", default=[], help="document to update")
     parser.add_argument("--marker", default="esc50-search", help="<!-- MARKER:begin --> ... end")
     args = parser.parse_args()
-    missing = [n for n in args.names if not (args.runs / n / "config.toml").is_file()]
+    missing = [n for n in args.names if not (run_dir(args.runs, n) / "config.toml").is_file()]
     if missing:
         parser.error(
             f"no config.toml under {args.runs} for {', '.join(missing)}: run the search first "

@@ -397,6 +397,32 @@ def test_search_table_reads_changes_from_configs_and_applies_the_rule(small_conf
     assert gone.returncode != 0 and "no config.toml" in gone.stderr and "missing" in gone.stderr
 
 
+def test_search_table_judges_a_run_without_averaging_by_its_last_epoch(small_config, small_cache, tmp_path):
+    # A published scored run (metrics.json, no weight averaging) can be a search's base, named
+    # by its path: its last epoch decides, and a key its older config lacks had its default.
+    import subprocess
+    import sys
+
+    from audiogpt2.experiment import run_cv
+
+    config = copy.deepcopy(small_config)
+    config.train.epochs, config.train.average_epochs, config.data.val_fraction = 2, 0, 0.25
+    base = tmp_path / "published" / "seed0"
+    run_cv(config, small_cache, base, ["baseline"], [1], progress=False)
+    config.model.dropout = 0.1
+    runs = tmp_path / "runs"
+    run_cv(config, small_cache, runs / "cand", ["baseline"], [1], progress=False, score_test=False)
+    saved = (base / "config.toml").read_text().splitlines()
+    old = [line for line in saved if not line.startswith(("dropout =", "head_hidden ="))]
+    (base / "config.toml").write_text("\n".join(old))
+    script = [sys.executable, "benchmarks/search_table.py", "--runs", str(runs), str(base), "cand"]
+    out = subprocess.run(script, check=True, capture_output=True, text=True).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| ")][2:]
+    last = json.loads((base / "fold1" / "baseline" / "best.history.json").read_text())[-1]
+    assert f"| {last['val_acc']:.3f} ({last['val_loss']:.3f}) |" in rows[0]
+    assert "| `model.dropout = 0.1` |" in rows[1]  # head_hidden: absent from the base, default in both
+
+
 def test_seed_report_skips_a_seed_with_no_finished_fold(small_config, small_cache, tmp_path):
     # Two processes can fill one repeated CV; the first to finish must not fail on the
     # other's seed folder, which has no finished fold yet.
