@@ -507,12 +507,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         # Without a transformer there is nothing to pretrain: both arms would be one network.
         print("--backbone none: no transformer, so no pretrained arm; running the CNN-only arm (baseline)")
         args.arms = [name for name in ARM_NAMES if not ARMS[name].pretrained]
-    from audiogpt2 import experiment
+    from audiogpt2 import distributed, experiment
 
     if args.command == "train":
         experiment.train_arms(config, cache, args.arms, resume=args.resume)
         experiment.evaluate_arms(config, cache, args.arms)  # under torchrun: split over the ranks
-        if os.environ.get("RANK", "0") == "0":  # one voice under torchrun
+        if distributed.rank() == 0:  # one voice under torchrun
             first = experiment.arm_checkpoint(config, args.arms[0])
             print(f"Next: audiogpt2 predict {first} YOUR_CLIP.wav --top-k 3")
     elif args.command == "evaluate" and args.checkpoint:
@@ -567,7 +567,8 @@ class _StdoutHandler(logging.Handler):
 def setup_logging() -> None:
     """Library modules log through ``logging``; the command shows their INFO lines."""
     logger = logging.getLogger("audiogpt2")
-    # Under torchrun only rank 0 speaks; the others report warnings and errors.
+    # Under torchrun only rank 0 speaks; the others report warnings and errors. (The
+    # environment is read here, not through distributed.rank(): that module imports torch.)
     logger.setLevel(logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING)
     if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
         logger.addHandler(_StdoutHandler())

@@ -29,6 +29,11 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def rank() -> int:
+    """This process's rank under ``torchrun`` (0 when run alone), before the group is joined."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def init(device: torch.device) -> tuple[int, int, torch.device]:
     """(rank, world size, this rank's device); joins the process group ``torchrun``
     describes (NCCL for CUDA devices, gloo otherwise). One process: (0, 1, device)."""

@@ -15,7 +15,6 @@ import contextlib
 import copy
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -79,8 +78,7 @@ def run_fold(
         return json.loads(metrics_path.read_text())
     # Held through training and scoring (on rank 0 under torchrun): a second cv command on
     # this run skips the fold (LockedError) instead of resuming a finished, unscored one.
-    main = int(os.environ.get("RANK", "0")) == 0
-    with exclusive_lock(out_dir) if main else contextlib.nullcontext():
+    with exclusive_lock(out_dir) if distributed.rank() == 0 else contextlib.nullcontext():
         if resume and metrics_path.is_file():  # scored by another command since the check above
             return json.loads(metrics_path.read_text())
         return _train_and_score(config, cache, arm, fold, out_dir, resume, progress, score_test)
