@@ -71,3 +71,8 @@ if [ -d docs/searches/esc50-search-base ]; then
   python "$(dirname "$0")/search_table.py" --runs docs/searches --write docs/recipe.md \
     --saving esc50-search-variants0 --stopped esc50-search-mels128 "${searched[@]}"
 fi
+# the mn04 head search (docs/recipe.md): the AudioSet head against the published seed-0 mn04 run
+if [ -d docs/searches/esc50-search-mn04-head ]; then
+  python "$(dirname "$0")/search_table.py" --runs docs/searches --write docs/recipe.md \
+    --marker mn04-head-search docs/results/esc50-mn04-seeds/seed0 esc50-search-mn04-head
+fi
