@@ -44,14 +44,16 @@ class MobileNetFrontend(nn.Module):
             del self.net.classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.features(self._channel(x).transpose(2, 3)).transpose(2, 3)
+        return self._map(x).transpose(2, 3)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, 2, frames, bands) -> (batch, embed_dim): the kept AudioSet head's hidden layer."""
-        return self.net.classifier(self.net.features(self._channel(x).transpose(2, 3)))
+        return self.net.classifier(self._map(x))
 
-    def _channel(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, 1:2] if self.training else x[:, :1]
+    def _map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last convolutional map in the network's own layout (bands before frames)."""
+        x = x[:, 1:2] if self.training else x[:, :1]
+        return self.net.features(x.transpose(2, 3))
 
 
 def output_size(n: int) -> int:
