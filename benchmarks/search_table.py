@@ -32,9 +32,8 @@ from audiogpt2.report import replace_marked
 IGNORED = {"data.cache", "data.root"}  # where the features live, not what they are
 
 
-def flat_config(run: Path) -> dict[str, object]:
-    """``section.key -> value`` of a run's saved config (paths left out)."""
-    config = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))
+def flatten(config: dict[str, dict[str, object]]) -> dict[str, object]:
+    """``section.key -> value`` of a config's section tables (paths left out)."""
     return {
         f"{section}.{key}": value
         for section, values in config.items()
@@ -42,6 +41,11 @@ def flat_config(run: Path) -> dict[str, object]:
         for key, value in values.items()
         if f"{section}.{key}" not in IGNORED
     }
+
+
+def flat_config(run: Path) -> dict[str, object]:
+    """``section.key -> value`` of a run's saved config."""
+    return flatten(tomllib.loads((run / "config.toml").read_text(encoding="utf-8")))
 
 
 def run_dir(runs: Path, name: str) -> Path:
@@ -52,7 +56,7 @@ def run_dir(runs: Path, name: str) -> Path:
 def changes(base: Path, candidate: Path) -> str:
     """What the candidate sets differently from the base, as ``key = value`` pairs. A key the
     base's (older) config lacks had its default there."""
-    defaults = {f"{s}.{k}": v for s, values in Config().to_dict().items() for k, v in values.items()}
+    defaults = flatten(Config().to_dict())
     old, new = flat_config(base), flat_config(candidate)
     diff = [f"`{k} = {json.dumps(v)}`" for k, v in new.items() if old.get(k, defaults.get(k, v)) != v]
     return ", ".join(diff) or "(the base)"
