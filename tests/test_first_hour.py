@@ -63,7 +63,7 @@ def test_the_readme_own_folder_commands_end_to_end(tmp_path, monkeypatch, capsys
     assert "audio.clip_seconds = 1 s, fitted to these clips" in out and "would be padding" not in out
     # 3. the folds, the validation split and the held-out test fold are shown and kept
     assert re.search(r"Folds: fold 1: \d+ clips, \d+ groups, 3 classes", out)
-    assert "whole groups, stratified by class" in out and "held out: scored only after training" in out
+    assert "whole groups, stratified by class" in out and "held out from training and model choice" in out
     (models,) = glob.glob("models/my_sounds-*")
     split = json.loads((Path(models) / "split.json").read_text())
     assert split and (Path(models) / "best_baseline_model.pt").is_file()

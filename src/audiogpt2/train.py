@@ -397,7 +397,8 @@ def describe_run(run: Run, config: Config, cache: FeatureCache, split: Any) -> s
         f"{sum(p.numel() for p in run.model.parameters()):,} parameters; device {run.device}, "
         f"{run.precision.name} ({run.precision.reason}); "
         f"train {len(split.train)} clips ({len(run.loader.dataset)} rows with variants), {val}, "
-        f"test fold {config.data.test_fold} ({len(split.test)} clips, held out: scored only after training)"
+        f"test fold {config.data.test_fold} ({len(split.test)} clips, "
+        "held out from training and model choice)"
     )
 
 
