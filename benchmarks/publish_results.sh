@@ -71,8 +71,13 @@ if [ -d docs/searches/esc50-search-base ]; then
   python "$(dirname "$0")/search_table.py" --runs docs/searches --write docs/recipe.md \
     --saving esc50-search-variants0 --stopped esc50-search-mels128 "${searched[@]}"
 fi
-# the mn04 head search (docs/recipe.md): the AudioSet head against the published seed-0 mn04 run
-if [ -d docs/searches/esc50-search-mn04-head ]; then
+# the mn04 searches (docs/recipe.md): the AudioSet head and weight averaging, each against the
+# published seed-0 mn04 run
+mn04=()
+for name in esc50-search-mn04-head esc50-search-mn04-average3; do
+  [ -d "docs/searches/$name" ] && mn04+=("$name")
+done
+if [ ${#mn04[@]} -gt 0 ]; then
   python "$(dirname "$0")/search_table.py" --runs docs/searches --write docs/recipe.md \
-    --marker mn04-head-search docs/results/esc50-mn04-seeds/seed0 esc50-search-mn04-head
+    --marker mn04-pooled-search docs/results/esc50-mn04-seeds/seed0 "${mn04[@]}"
 fi
