@@ -7,10 +7,10 @@
 #   bash benchmarks/esc50_results.sh STEP [dataset root]
 # STEP: cnn-only | minilm | mn04-search | mn04-epochs-search | mn04-head-search |
 #   mn04-average-search | mn04 | mn04-refit | mn04-minilm | recipe-search | recipe |
-#   recipe-minilm | mn04-minilm-search | all. MN04_WEIGHTS: a local copy of the mn04
-#   weights (default: the release name, downloaded once). SEEDS: the seeds of recipe-minilm (default 0,1,2). Each job runs with
-#   one thread (two jobs side by side on 2 cores) and precision "auto" (bf16 autocast
-#   where the CPU has it; recorded per run).
+#   recipe-minilm | mn04-minilm-search | all. MN04_WEIGHTS: a local copy of the mn04 weights
+#   (default: the release name, downloaded once). SEEDS: the seeds of recipe-minilm (default
+#   0,1,2). Each job runs with one thread (two jobs side by side on 2 cores) and precision
+#   "auto" (bf16 autocast where the CPU has it; recorded per run).
 set -euo pipefail
 STEP=${1:-all}
 DATA=${2:-data/ESC-50-16k}
