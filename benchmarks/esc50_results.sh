@@ -40,6 +40,8 @@ fi
 # The search's rule, fixed before it ran: the higher best validation accuracy wins; within
 # one clip (1/320) the trained 15 kHz stays. MN04_FMAX holds the outcome (docs/recipe.md).
 MN04_FMAX=${MN04_FMAX:-8000}
+# the pooled mn04 model (no transformer) with the chosen top band: steps 3b-4b
+POOLED=("${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone none --arms baseline)
 if [ "$STEP" = mn04-epochs-search ] || [ "$STEP" = all ]; then
   # 3b. Every 10-epoch mn04 run still gained on validation in its last epochs: 20 epochs
   #     (the cosine schedule stretched) against the 10 of esc50-search-mn04-fmax8000, on fold
@@ -47,8 +49,8 @@ if [ "$STEP" = mn04-epochs-search ] || [ "$STEP" = all ]; then
   #     accuracy (where the cosine schedule ends; no epoch picked) decides; 20 epochs are kept
   #     only if they beat 10 by more than one clip in 320, else the cheaper 10 stay.
   #     Outcome: 0.931 both, so configs/mn04.toml keeps 10 (docs/recipe.md).
-  audiogpt2 cv --name esc50-search-mn04-epochs20 "${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone none \
-    --arms baseline --set train.epochs=20 --fold 1 --validation-only
+  audiogpt2 cv --name esc50-search-mn04-epochs20 "${POOLED[@]}" \
+    --set train.epochs=20 --fold 1 --validation-only
 fi
 if [ "$STEP" = mn04-head-search ] || [ "$STEP" = all ]; then
   # 3c. The pooled head: ours (the map's time steps projected to 768, averaged, then a
@@ -61,8 +63,8 @@ if [ "$STEP" = mn04-head-search ] || [ "$STEP" = all ]; then
   #     validation accuracy beats the base's by at least one clip in 320 without a higher
   #     mean validation loss (benchmarks/search_table.py), else our head stays.
   #     Outcome: 0.890 against 0.903, so our head stays (docs/recipe.md).
-  audiogpt2 cv --name esc50-search-mn04-head "${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone none \
-    --arms baseline --set model.frontend_head=audioset --validation-only
+  audiogpt2 cv --name esc50-search-mn04-head "${POOLED[@]}" \
+    --set model.frontend_head=audioset --validation-only
 fi
 if [ "$STEP" = mn04-average-search ] || [ "$STEP" = all ]; then
   # 3d. Weight averaging for the front end, as the CNN recipe does it: the saved model is the
@@ -75,13 +77,13 @@ if [ "$STEP" = mn04-average-search ] || [ "$STEP" = all ]; then
   #     without a higher mean validation loss (benchmarks/search_table.py); if kept, the
   #     mn04 rows (steps 4-4b) are trained again with it, else they stand.
   #     Outcome: 0.900 against 0.903, so the mn04 rows stand (docs/recipe.md).
-  audiogpt2 cv --name esc50-search-mn04-average3 "${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone none \
-    --arms baseline --set train.average_epochs=3 --validation-only
+  audiogpt2 cv --name esc50-search-mn04-average3 "${POOLED[@]}" \
+    --set train.average_epochs=3 --validation-only
 fi
 if [ "$STEP" = mn04 ] || [ "$STEP" = all ]; then
   # 4. mn04 fine-tuned with a pooled head (no transformer), three seeds on every fold
-  audiogpt2 cv --name esc50-mn04-seeds "${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone none \
-    --arms baseline --seeds 0,1,2
+  audiogpt2 cv --name esc50-mn04-seeds "${POOLED[@]}" \
+    --seeds 0,1,2
 fi
 if [ "$STEP" = mn04-refit ] || [ "$STEP" = all ]; then
   # 4b. Step 4 trained once more, unchanged, on every clip of the four training folds (1,600
@@ -90,8 +92,8 @@ if [ "$STEP" = mn04-refit ] || [ "$STEP" = all ]; then
   #     saves the last epoch's weights (train.average_epochs = 1) and picks nothing. Rule,
   #     written before any refit fold ran: the refit is the final mn04 row whatever its test
   #     score; its difference from step 4 (same seeds, paired by fold) is reported either way.
-  audiogpt2 cv --name esc50-mn04-refit-seeds "${MN04[@]}" --set audio.fmax=$MN04_FMAX --backbone none \
-    --arms baseline --set data.val_fraction=0 --set train.average_epochs=1 --seeds 0,1,2
+  audiogpt2 cv --name esc50-mn04-refit-seeds "${POOLED[@]}" \
+    --set data.val_fraction=0 --set train.average_epochs=1 --seeds 0,1,2
 fi
 # MiniLM on mn04 trains 10 epochs, not the spec's 20: the spec's gradual unfreezing (blocks
 # 0, 1, 2 at a quarter, half and three quarters of the run) scaled to them.
