@@ -65,7 +65,7 @@ python "$(dirname "$0")/headline_tables.py" --runs docs/results --write docs/res
 if [ -d docs/searches/esc50-search-base ]; then
   searched=(esc50-search-base)
   for name in esc50-search-mels128 esc50-search-wide esc50-search-mixup02 esc50-search-epochs100 \
-    esc50-search-variants0; do
+    esc50-search-variants0 esc50-search-convs2; do
     [ -d "docs/searches/$name" ] && searched+=("$name")
   done
   python "$(dirname "$0")/search_table.py" --runs docs/searches --write docs/recipe.md \

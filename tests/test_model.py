@@ -128,3 +128,38 @@ def test_band_normalisation_learns_each_band_from_the_training_data():
     assert torch.allclose(means, 0.1 * torch.arange(audio.n_bins, dtype=torch.float32), atol=0.02)
     model.eval()
     assert model(x).shape == (4, 10)
+
+
+def test_double_conv_blocks_keep_the_tokens_and_the_seed_names():
+    seed, _ = build_model(ModelConfig(backbone="none"), AudioConfig(), True, 10)
+    deep, _ = build_model(ModelConfig(backbone="none", cnn_convs=2), AudioConfig(), True, 10)
+    convs = [m for m in deep.cnn.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(2, 64), (64, 64), (64, 128), (128, 128)]
+    x = torch.randn(2, 2, 100, 40)
+    assert deep.tokens(x).shape == seed.tokens(x).shape == (2, 25, 768)
+    # the seed README's checkpoints keep loading: one conv per block, its original names
+    weights = [k for k in seed.cnn.state_dict() if k.endswith("weight")]
+    assert weights == ["0.0.weight", "0.1.weight", "1.0.weight", "1.1.weight"]
+
+
+def test_a_double_conv_checkpoint_loads_as_it_was_trained(small_cache, esc_root, tmp_path):
+    from audiogpt2.checkpoint import load_checkpoint
+    from audiogpt2.config import load_config
+    from audiogpt2.train import train_arm
+
+    from helpers import small_overrides
+
+    overrides = {**small_overrides(esc_root, "none", small_cache), "model.cnn_convs": 2, "train.epochs": 1}
+    config = load_config(overrides=overrides)
+    result = train_arm(config, small_cache, "baseline", tmp_path / "b.pt", progress=False)
+    model, info = load_checkpoint(result.best_checkpoint)
+    assert info.config.model.cnn_convs == 2
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model.cnn.modules()) == 4
+
+
+@pytest.mark.parametrize("convs", [0, 5])
+def test_conv_layers_per_block_are_bounded(convs):
+    from audiogpt2.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model.cnn_convs"):
+        ModelConfig(cnn_convs=convs).validate()

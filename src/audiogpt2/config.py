@@ -224,6 +224,9 @@ class ModelConfig:
     # The first two blocks pool time and frequency by 2, later ones frequency only, so
     # there are always n_frames / 4 tokens (25 for the seed README's [64, 128]).
     cnn_channels: list[int] = field(default_factory=lambda: [64, 128])
+    # Conv layers (3x3 + BatchNorm + ReLU) in each block before its max-pool: 1 in the seed
+    # README; 2 is the VGG-style block of PANNs' CNN10/14, twice the depth at the same width.
+    cnn_convs: int = 1
     dropout: float = 0.0  # before each layer of the head; 0 = none (the seed README)
     # The network that turns features into tokens: "cnn" (the seed README's conv blocks,
     # cnn_channels) or an AudioSet MobileNet of EfficientAT's architecture at width
@@ -268,6 +271,8 @@ class ModelConfig:
         if self.pooling not in ("mean", "last"):
             raise ConfigError(f"model.pooling={self.pooling!r}: use 'mean' or 'last'")
         _positive(self, "model", "head_hidden", "num_classes", "cnn_only_hidden")
+        if not 1 <= self.cnn_convs <= 4:
+            raise ConfigError(f"model.cnn_convs={self.cnn_convs}: use 1 to 4 conv layers per block")
         if len(self.cnn_channels) < 2 or any(c <= 0 for c in self.cnn_channels):
             raise ConfigError(f"model.cnn_channels={self.cnn_channels}: need at least 2 positive widths")
         if not 0 <= self.dropout < 1:

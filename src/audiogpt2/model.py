@@ -201,23 +201,31 @@ def backbone_blocks(module: nn.Module) -> nn.ModuleList:
     raise BackboneError(f"cannot find the transformer blocks of {type(module).__name__}")
 
 
-def conv_block(c_in: int, c_out: int, pool: tuple[int, int]) -> nn.Sequential:
-    """Conv 3x3 + BatchNorm + ReLU + max-pool: the seed README's CNN block."""
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(pool),
-    )
+def conv_block(c_in: int, c_out: int, pool: tuple[int, int], convs: int = 1) -> nn.Sequential:
+    """Conv 3x3 + BatchNorm + ReLU (``convs`` times) + max-pool: the seed README's CNN block
+    at ``convs = 1``, with its parameter names (0: conv, 1: BatchNorm)."""
+    layers: list[nn.Module] = []
+    for i in range(convs):
+        layers += [
+            nn.Conv2d(c_in if i == 0 else c_out, c_out, kernel_size=3, padding=1),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(*layers, nn.MaxPool2d(pool))
 
 
-def seed_cnn(cnn_channels: list[int] | tuple[int, ...], audio: AudioConfig) -> tuple[nn.Sequential, int, int]:
+def seed_cnn(
+    cnn_channels: list[int] | tuple[int, ...], audio: AudioConfig, convs: int = 1
+) -> tuple[nn.Sequential, int, int]:
     """The seed README's conv blocks, their token count and token width. The first two
     blocks pool time and frequency, later ones frequency only: always n_frames / 4 tokens,
     so a deeper CNN does not shorten the sequence."""
     widths = [2, *cnn_channels]
     cnn = nn.Sequential(
-        *(conv_block(widths[i], widths[i + 1], (2, 2) if i < 2 else (1, 2)) for i in range(len(cnn_channels)))
+        *(
+            conv_block(widths[i], widths[i + 1], (2, 2) if i < 2 else (1, 2), convs)
+            for i in range(len(cnn_channels))
+        )
     )
     return cnn, audio.n_frames // 4, cnn_channels[-1] * (audio.n_bins >> len(cnn_channels))
 
@@ -239,6 +247,7 @@ class AudioClassifier(nn.Module):
         frontend_pretrained: bool = False,
         frontend_tokens: str = "time",
         frontend_head: str = "own",
+        cnn_convs: int = 1,
     ) -> None:
         super().__init__()
         audio = audio or AudioConfig()
@@ -248,7 +257,7 @@ class AudioClassifier(nn.Module):
         self.bands = nn.BatchNorm1d(audio.n_bins) if audio.normalize == "band" and frontend == "cnn" else None
         self.audioset_head = frontend_head == "audioset"
         if frontend == "cnn":
-            self.cnn, self.n_tokens, self.token_dim = seed_cnn(cnn_channels, audio)
+            self.cnn, self.n_tokens, self.token_dim = seed_cnn(cnn_channels, audio, cnn_convs)
         else:
             self.cnn = MobileNetFrontend(frontend, frontend_pretrained, self.audioset_head, dropout)
             if self.audioset_head:  # the released head's hidden layer, then one for the classes
@@ -298,6 +307,7 @@ class AudioClassifier(nn.Module):
             bool(model_cfg.frontend_weights),
             model_cfg.frontend_tokens,
             model_cfg.frontend_head,
+            model_cfg.cnn_convs,
         )
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
